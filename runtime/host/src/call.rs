@@ -1,0 +1,201 @@
+//! One call: a fresh store and instance, limits, and a classified outcome.
+
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{ResourceTable, Val};
+use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::capabilities::log::{LogEvent, LogSink, LogState};
+use crate::function::{Export, Function};
+use crate::limits::MemoryLimiter;
+use crate::stdio::{Capture, Captured};
+use crate::{Error, Host, Limits};
+
+/// Per-call store data: the unit of isolation.
+pub(crate) struct TaskState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+    pub(crate) log: LogState,
+    timed_out: bool,
+}
+
+impl WasiView for TaskState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// What a successful call produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The returned value; `None` for a function without a result.
+    pub result: Option<Val>,
+    pub stdout: Captured,
+    pub stderr: Captured,
+    pub logs: Vec<LogEvent>,
+    /// Log events past [`Limits::log_events`], counted but not kept.
+    pub logs_dropped: u64,
+    /// Highest linear memory the instance held, in bytes.
+    pub peak_memory: u64,
+    /// Instantiation plus the call.
+    pub elapsed: Duration,
+}
+
+/// Options of one call beyond its limits.
+#[derive(Clone, Default)]
+pub struct CallOptions {
+    /// Receives log events as they happen.
+    pub log_sink: Option<LogSink>,
+}
+
+impl Host {
+    /// Calls `export` of `function` in a fresh instance under `limits`.
+    ///
+    /// Whatever the guest does (trap, loop, exhaust memory) comes back as an
+    /// [`Error`]; the host and other calls are unaffected.
+    pub async fn call(
+        &self,
+        function: &Function,
+        export: &Export,
+        args: &[Val],
+        limits: &Limits,
+        options: &CallOptions,
+    ) -> Result<Outcome, Error> {
+        export.check_supported()?;
+        if limits.fuel.is_some() && !self.config().fuel {
+            return Err(Error::InvalidLimits(
+                "a fuel limit needs a host built with fuel metering (HostConfig::fuel)".into(),
+            ));
+        }
+        let started = Instant::now();
+        let stdout = Capture::new(limits.stdio);
+        let stderr = Capture::new(limits.stdio);
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .build();
+        let mut store = Store::new(
+            self.engine(),
+            TaskState {
+                wasi,
+                table: ResourceTable::new(),
+                limiter: MemoryLimiter::new(limits.memory),
+                log: LogState::new(limits.log_events, options.log_sink.clone()),
+                timed_out: false,
+            },
+        );
+        store.limiter(|s| &mut s.limiter);
+        if let Some(fuel) = limits.fuel {
+            store
+                .set_fuel(fuel)
+                .map_err(|e| Error::Internal(format!("setting fuel: {e}")))?;
+        } else if self.config().fuel {
+            store
+                .set_fuel(u64::MAX)
+                .map_err(|e| Error::Internal(format!("setting fuel: {e}")))?;
+        }
+        let deadline = started + limits.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |mut cx| {
+            if Instant::now() >= deadline {
+                cx.data_mut().timed_out = true;
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                // Yield each tick so that one busy guest cannot starve the
+                // others sharing this executor thread.
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+
+        let run = async {
+            let instance = function.pre.instantiate_async(&mut store).await?;
+            let func = instance
+                .get_func(&mut store, export.index())
+                .ok_or_else(|| wasmtime::format_err!("export `{}` vanished from the instance", export.name()))?;
+            let mut results = vec![Val::Bool(false); usize::from(export.result_type().is_some())];
+            func.call_async(&mut store, args, &mut results).await?;
+            wasmtime::Result::Ok(results.pop())
+        };
+        // The epoch callback enforces the limit inside wasm; this backstop
+        // covers time spent in host calls.
+        let outcome = match tokio::time::timeout(limits.timeout + Duration::from_millis(250), run).await {
+            Ok(r) => r,
+            Err(_) => {
+                store.data_mut().timed_out = true;
+                Err(wasmtime::format_err!("timed out in a host call"))
+            }
+        };
+        let state = store.data_mut();
+        let stderr_text = stderr.take();
+        let result = match outcome {
+            Ok(r) => r,
+            Err(err) => return Err(classify(err, state, limits, &stderr_text)),
+        };
+        if let Some(v) = &result {
+            let size = crate::value::payload_size(v);
+            if size > limits.output {
+                return Err(Error::OutputTooLarge {
+                    size,
+                    limit: limits.output,
+                });
+            }
+        }
+        Ok(Outcome {
+            result,
+            stdout: stdout.take(),
+            stderr: stderr_text,
+            logs: std::mem::take(&mut state.log.events),
+            logs_dropped: state.log.dropped,
+            peak_memory: state.limiter.peak,
+            elapsed: started.elapsed(),
+        })
+    }
+}
+
+fn classify(err: wasmtime::Error, state: &TaskState, limits: &Limits, stderr: &Captured) -> Error {
+    if state.timed_out {
+        return Error::Timeout {
+            limit: limits.timeout,
+        };
+    }
+    if let Some(requested) = state.limiter.refused {
+        return Error::OutOfMemory {
+            limit: limits.memory,
+            requested,
+        };
+    }
+    let backtrace = err.downcast_ref::<WasmBacktrace>().map(|bt| bt.to_string());
+    if let Some(trap) = err.downcast_ref::<Trap>() {
+        if *trap == Trap::OutOfFuel {
+            return Error::OutOfFuel {
+                fuel: limits.fuel.unwrap_or(u64::MAX),
+            };
+        }
+        return Error::Trap {
+            message: trap.to_string(),
+            backtrace,
+            stderr: tail(stderr, 4096),
+        };
+    }
+    if backtrace.is_some() {
+        // A host function failed while wasm was on the stack.
+        return Error::Trap {
+            message: format!("{err:#}"),
+            backtrace,
+            stderr: tail(stderr, 4096),
+        };
+    }
+    Error::Internal(format!("{err:#}"))
+}
+
+fn tail(c: &Captured, max: usize) -> String {
+    let text = String::from_utf8_lossy(&c.bytes);
+    let start = text.len().saturating_sub(max);
+    let start = (start..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
+    text[start..].to_owned()
+}

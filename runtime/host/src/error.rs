@@ -1,0 +1,131 @@
+use std::time::Duration;
+
+/// Everything that can go wrong between bytes arriving and a result leaving.
+///
+/// Each variant names the problem in terms a function author can act on;
+/// [`Error::kind`] gives a stable code for the wire.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The bytes are not a valid WebAssembly component.
+    #[error("not a valid WebAssembly component: {0}")]
+    BadComponent(String),
+
+    /// The component imports something this host does not provide.
+    #[error("the function imports `{import}`, which this endpoint does not grant{hint}")]
+    UngrantedImport { import: String, hint: String },
+
+    /// No export by that name.
+    #[error("unknown export `{name}`; the function exports: {available}")]
+    UnknownExport { name: String, available: String },
+
+    /// A short name that more than one interface exports.
+    #[error("export name `{name}` is ambiguous; name one of: {candidates}")]
+    AmbiguousExport { name: String, candidates: String },
+
+    /// The export's signature uses a type ferry cannot carry (resources, streams, ...).
+    #[error("export `{export}` cannot be called through ferry: {reason}")]
+    UnsupportedSignature { export: String, reason: String },
+
+    /// The arguments do not fit the export's signature.
+    #[error("bad arguments for `{export}`: {message}")]
+    BadArguments { export: String, message: String },
+
+    /// The guest trapped (a panic, an `unreachable`, a bad memory access...).
+    #[error("the function trapped: {message}{}{}", fmt_backtrace(.backtrace), fmt_stderr(.stderr))]
+    Trap {
+        message: String,
+        backtrace: Option<String>,
+        /// The tail of the guest's stderr: a Rust panic message lands here.
+        stderr: String,
+    },
+
+    /// The call ran past its wall-clock limit.
+    #[error("the function ran past its time limit of {}", fmt_duration(*.limit))]
+    Timeout { limit: Duration },
+
+    /// The guest asked for more memory than its limit.
+    #[error("the function ran out of memory: it asked for {requested} bytes, over its limit of {limit} bytes")]
+    OutOfMemory { limit: u64, requested: u64 },
+
+    /// The guest used up its fuel.
+    #[error("the function used up its fuel ({fuel} units)")]
+    OutOfFuel { fuel: u64 },
+
+    /// The result is bigger than the output cap.
+    #[error("the result is {size} bytes, over the output limit of {limit} bytes")]
+    OutputTooLarge { size: u64, limit: u64 },
+
+    /// A limit that cannot be honoured by this host's configuration.
+    #[error("invalid limits: {0}")]
+    InvalidLimits(String),
+
+    /// Reading or writing the compiled-component cache or a component file.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A failure inside the host itself (not the guest's fault).
+    #[error("host error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// A stable, kebab-case code for this kind of error, used on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::BadComponent(_) => "bad-component",
+            Error::UngrantedImport { .. } => "ungranted-import",
+            Error::UnknownExport { .. } => "unknown-export",
+            Error::AmbiguousExport { .. } => "ambiguous-export",
+            Error::UnsupportedSignature { .. } => "unsupported-signature",
+            Error::BadArguments { .. } => "bad-arguments",
+            Error::Trap { .. } => "trap",
+            Error::Timeout { .. } => "timeout",
+            Error::OutOfMemory { .. } => "out-of-memory",
+            Error::OutOfFuel { .. } => "out-of-fuel",
+            Error::OutputTooLarge { .. } => "output-too-large",
+            Error::InvalidLimits(_) => "invalid-limits",
+            Error::Io { .. } => "io",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+fn fmt_backtrace(backtrace: &Option<String>) -> String {
+    match backtrace {
+        Some(bt) if !bt.trim().is_empty() => format!("\n{}", bt.trim_end()),
+        _ => String::new(),
+    }
+}
+
+fn fmt_stderr(stderr: &str) -> String {
+    if stderr.trim().is_empty() {
+        String::new()
+    } else {
+        format!("\nguest stderr:\n{}", stderr.trim_end())
+    }
+}
+
+pub(crate) fn fmt_duration(d: Duration) -> String {
+    if d.as_secs_f64() >= 1.0 {
+        format!("{}s", trim_float(d.as_secs_f64()))
+    } else {
+        format!("{}ms", trim_float(d.as_secs_f64() * 1e3))
+    }
+}
+
+fn trim_float(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}

@@ -1,0 +1,271 @@
+//! A self-contained model of the WIT types in a function's signature.
+//!
+//! Built once per component from wasmtime's type information, it drives the
+//! argument conversion and prints signatures in WIT syntax. Named types keep
+//! the name the component exports them under.
+
+use std::fmt;
+use std::sync::Arc;
+
+use wasmtime::component::types::{self, ComponentItem};
+
+/// A WIT value type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WitType {
+    Bool,
+    S8,
+    U8,
+    S16,
+    U16,
+    S32,
+    U32,
+    S64,
+    U64,
+    F32,
+    F64,
+    Char,
+    String,
+    List(Box<WitType>),
+    Record(Arc<Record>),
+    Tuple(Vec<WitType>),
+    Variant(Arc<Variant>),
+    Enum(Arc<Named>),
+    Option(Box<WitType>),
+    Result {
+        ok: Option<Box<WitType>>,
+        err: Option<Box<WitType>>,
+    },
+    Flags(Arc<Named>),
+    /// A type ferry cannot carry across the network; the text says which.
+    Unsupported(String),
+}
+
+/// A record type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub name: Option<String>,
+    pub fields: Vec<(String, WitType)>,
+}
+
+/// A variant type: cases with optional payloads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    pub name: Option<String>,
+    pub cases: Vec<(String, Option<WitType>)>,
+}
+
+/// An enum or flags type: a list of names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Named {
+    pub name: Option<String>,
+    pub names: Vec<String>,
+}
+
+/// One exported function's signature.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signature {
+    pub params: Vec<(String, WitType)>,
+    pub result: Option<WitType>,
+}
+
+impl Signature {
+    /// The first type in the signature that ferry cannot carry, if any.
+    pub fn unsupported(&self) -> Option<String> {
+        let params = self.params.iter().map(|(n, t)| (format!("parameter `{n}`"), t));
+        let result = self.result.iter().map(|t| ("the result".to_owned(), t));
+        params
+            .chain(result)
+            .find_map(|(place, ty)| ty.unsupported().map(|why| format!("{place} uses {why}")))
+    }
+}
+
+impl WitType {
+    fn unsupported(&self) -> Option<String> {
+        match self {
+            WitType::Unsupported(why) => Some(why.clone()),
+            WitType::List(t) | WitType::Option(t) => t.unsupported(),
+            WitType::Record(r) => r.fields.iter().find_map(|(_, t)| t.unsupported()),
+            WitType::Tuple(ts) => ts.iter().find_map(WitType::unsupported),
+            WitType::Variant(v) => v.cases.iter().find_map(|(_, t)| t.as_ref()?.unsupported()),
+            WitType::Result { ok, err } => ok
+                .as_ref()
+                .and_then(|t| t.unsupported())
+                .or_else(|| err.as_ref().and_then(|t| t.unsupported())),
+            _ => None,
+        }
+    }
+}
+
+/// Names given to types by a component's (or an exported instance's) type exports.
+#[derive(Default)]
+pub(crate) struct TypeNames(Vec<(types::Type, String)>);
+
+impl TypeNames {
+    pub(crate) fn collect<'a>(items: impl Iterator<Item = (&'a str, ComponentItem)>) -> Self {
+        TypeNames(
+            items
+                .filter_map(|(name, item)| match item {
+                    ComponentItem::Type(ty) => Some((ty, name.to_owned())),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+
+    fn name_of(&self, ty: &types::Type) -> Option<String> {
+        self.0.iter().find(|(t, _)| t == ty).map(|(_, n)| n.clone())
+    }
+
+    pub(crate) fn convert(&self, ty: &types::Type) -> WitType {
+        use types::Type as T;
+        match ty {
+            T::Bool => WitType::Bool,
+            T::S8 => WitType::S8,
+            T::U8 => WitType::U8,
+            T::S16 => WitType::S16,
+            T::U16 => WitType::U16,
+            T::S32 => WitType::S32,
+            T::U32 => WitType::U32,
+            T::S64 => WitType::S64,
+            T::U64 => WitType::U64,
+            T::Float32 => WitType::F32,
+            T::Float64 => WitType::F64,
+            T::Char => WitType::Char,
+            T::String => WitType::String,
+            T::List(l) => WitType::List(Box::new(self.convert(&l.ty()))),
+            T::Record(r) => WitType::Record(Arc::new(Record {
+                name: self.name_of(ty),
+                fields: r
+                    .fields()
+                    .map(|f| (f.name.to_owned(), self.convert(&f.ty)))
+                    .collect(),
+            })),
+            T::Tuple(t) => WitType::Tuple(t.types().map(|t| self.convert(&t)).collect()),
+            T::Variant(v) => WitType::Variant(Arc::new(Variant {
+                name: self.name_of(ty),
+                cases: v
+                    .cases()
+                    .map(|c| (c.name.to_owned(), c.ty.as_ref().map(|t| self.convert(t))))
+                    .collect(),
+            })),
+            T::Enum(e) => WitType::Enum(Arc::new(Named {
+                name: self.name_of(ty),
+                names: e.names().map(str::to_owned).collect(),
+            })),
+            T::Option(o) => WitType::Option(Box::new(self.convert(&o.ty()))),
+            T::Result(r) => WitType::Result {
+                ok: r.ok().map(|t| Box::new(self.convert(&t))),
+                err: r.err().map(|t| Box::new(self.convert(&t))),
+            },
+            T::Flags(f) => WitType::Flags(Arc::new(Named {
+                name: self.name_of(ty),
+                names: f.names().map(str::to_owned).collect(),
+            })),
+            T::Own(_) | T::Borrow(_) => WitType::Unsupported(
+                "a resource handle; resources live in one instance and cannot travel as data".into(),
+            ),
+            T::Future(_) | T::Stream(_) | T::ErrorContext => WitType::Unsupported(
+                "an async future, stream or error-context, which ferry does not carry yet".into(),
+            ),
+            T::Map(_) => WitType::Unsupported("a `map`, which ferry does not carry yet".into()),
+            T::FixedLengthList(_) => {
+                WitType::Unsupported("a fixed-length list, which ferry does not carry yet".into())
+            }
+        }
+    }
+}
+
+impl fmt::Display for WitType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WitType::Bool => f.write_str("bool"),
+            WitType::S8 => f.write_str("s8"),
+            WitType::U8 => f.write_str("u8"),
+            WitType::S16 => f.write_str("s16"),
+            WitType::U16 => f.write_str("u16"),
+            WitType::S32 => f.write_str("s32"),
+            WitType::U32 => f.write_str("u32"),
+            WitType::S64 => f.write_str("s64"),
+            WitType::U64 => f.write_str("u64"),
+            WitType::F32 => f.write_str("f32"),
+            WitType::F64 => f.write_str("f64"),
+            WitType::Char => f.write_str("char"),
+            WitType::String => f.write_str("string"),
+            WitType::List(t) => write!(f, "list<{t}>"),
+            WitType::Option(t) => write!(f, "option<{t}>"),
+            WitType::Tuple(ts) => {
+                f.write_str("tuple<")?;
+                comma_separated(f, ts.iter())?;
+                f.write_str(">")
+            }
+            WitType::Result { ok, err } => match (ok, err) {
+                (None, None) => f.write_str("result"),
+                (Some(ok), None) => write!(f, "result<{ok}>"),
+                (None, Some(err)) => write!(f, "result<_, {err}>"),
+                (Some(ok), Some(err)) => write!(f, "result<{ok}, {err}>"),
+            },
+            WitType::Record(r) => match &r.name {
+                Some(name) => f.write_str(name),
+                None => {
+                    f.write_str("record { ")?;
+                    comma_separated(f, r.fields.iter().map(|(n, t)| format!("{n}: {t}")))?;
+                    f.write_str(" }")
+                }
+            },
+            WitType::Variant(v) => match &v.name {
+                Some(name) => f.write_str(name),
+                None => {
+                    f.write_str("variant { ")?;
+                    comma_separated(
+                        f,
+                        v.cases.iter().map(|(n, t)| match t {
+                            Some(t) => format!("{n}({t})"),
+                            None => n.clone(),
+                        }),
+                    )?;
+                    f.write_str(" }")
+                }
+            },
+            WitType::Enum(e) => named(f, "enum", e),
+            WitType::Flags(e) => named(f, "flags", e),
+            WitType::Unsupported(why) => write!(f, "<{why}>"),
+        }
+    }
+}
+
+fn named(f: &mut fmt::Formatter<'_>, keyword: &str, n: &Named) -> fmt::Result {
+    match &n.name {
+        Some(name) => f.write_str(name),
+        None => {
+            write!(f, "{keyword} {{ ")?;
+            comma_separated(f, n.names.iter())?;
+            f.write_str(" }")
+        }
+    }
+}
+
+fn comma_separated<T: fmt::Display>(
+    f: &mut fmt::Formatter<'_>,
+    items: impl Iterator<Item = T>,
+) -> fmt::Result {
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "{item}")?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for Signature {
+    /// `func(a: u64, b: string) -> f64`, as WIT writes it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("func(")?;
+        comma_separated(f, self.params.iter().map(|(n, t)| format!("{n}: {t}")))?;
+        f.write_str(")")?;
+        if let Some(r) = &self.result {
+            write!(f, " -> {r}")?;
+        }
+        Ok(())
+    }
+}
