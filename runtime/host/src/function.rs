@@ -109,7 +109,16 @@ impl Export {
                 ValSeed(ty)
                     .deserialize(&mut de)
                     .and_then(|v| de.end().map(|()| v))
-                    .map_err(|e| self.bad_args(format_args!("argument `{name}` ({ty}): {e}")))
+                    .map_err(|e| {
+                        let text = text.as_ref();
+                        if e.is_syntax() || e.is_eof() {
+                            self.bad_args(format_args!(
+                                "argument `{name}` ({ty}): `{text}` is not valid JSON ({e})"
+                            ))
+                        } else {
+                            self.bad_args(format_args!("argument `{name}` ({ty}): {e}"))
+                        }
+                    })
             })
             .collect()
     }

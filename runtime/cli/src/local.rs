@@ -1,0 +1,157 @@
+//! `ferry inspect` and `ferry run`: a component on this machine, no fabric.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use ferry_host::{CallOptions, Host, HostConfig, Limits, WitType, parse_bytes, parse_duration};
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The component (`.wasm`).
+    file: PathBuf,
+    /// The export: its short name, or `interface#name`.
+    export: String,
+    /// One JSON value per parameter, e.g. `ferry run pi.wasm pi 1000000 42`.
+    /// A string parameter also takes bare text: `greet World`.
+    #[arg(allow_negative_numbers = true)]
+    args: Vec<String>,
+    /// Wall-clock limit, e.g. `5s`, `250ms`.
+    #[arg(long, default_value = "60s", value_parser = parse_duration_arg)]
+    timeout: std::time::Duration,
+    /// Linear-memory limit, e.g. `64MiB`.
+    #[arg(long, default_value = "1GiB", value_parser = parse_bytes_arg)]
+    memory: u64,
+    /// Result-size limit.
+    #[arg(long, default_value = "64MiB", value_parser = parse_bytes_arg)]
+    output: u64,
+    /// Where compiled components are cached (default: the user cache dir).
+    #[arg(long, env = "FERRY_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile in memory only; leave no artifact behind.
+    #[arg(long)]
+    no_cache: bool,
+    /// Print the guest's log lines and progress on stderr as they happen.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn parse_bytes_arg(s: &str) -> Result<u64, String> {
+    parse_bytes(s).map_err(|e| e.to_string())
+}
+
+/// `$XDG_CACHE_HOME/ferry/components`, else `~/.cache/ferry/components`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("ferry").join("components"))
+}
+
+fn read_component(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read component `{}`", path.display()))
+}
+
+pub fn inspect(file: &Path) -> anyhow::Result<ExitCode> {
+    let bytes = read_component(file)?;
+    // Inspecting compiles, which is also the full validation; no artifact is kept.
+    let host = Host::new(HostConfig {
+        pooling: false,
+        ..HostConfig::default()
+    })?;
+    let function = host.load(&bytes)?;
+    println!("blake3: {}", function.id());
+    for export in function.exports() {
+        println!("{export}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let bytes = read_component(&args.file)?;
+    let cache_dir = if args.no_cache {
+        None
+    } else {
+        args.cache_dir.clone().or_else(default_cache_dir)
+    };
+    let host = Host::new(HostConfig {
+        cache_dir,
+        pooling: false,
+        ..HostConfig::default()
+    })?;
+    let function = host.load(&bytes)?;
+    let export = function.export(&args.export)?;
+    let texts: Vec<String> = export
+        .params()
+        .iter()
+        .zip(&args.args)
+        .map(|((_, ty), text)| bare_text_as_json(ty, text))
+        .chain(args.args.iter().skip(export.params().len()).cloned())
+        .collect();
+    let vals = export.args_from_json_strs(&texts)?;
+    let limits = Limits {
+        timeout: args.timeout,
+        memory: args.memory,
+        output: args.output,
+        ..Limits::default()
+    };
+    let options = CallOptions {
+        log_sink: args
+            .verbose
+            .then(|| Arc::new(|e: &ferry_host::LogEvent| eprintln!("{e}")) as ferry_host::LogSink),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .context("starting the async runtime")?;
+    let outcome = runtime.block_on(host.call(&function, export, &vals, &limits, &options))?;
+
+    // The guest's own output goes where a local program's would.
+    use std::io::Write;
+    std::io::stderr().write_all(outcome.stderr.text().as_bytes()).ok();
+    if !args.verbose {
+        for e in &outcome.logs {
+            if matches!(e, ferry_host::LogEvent::Line { level, .. } if *level >= ferry_host::Level::Warn) {
+                eprintln!("{e}");
+            }
+        }
+    }
+    let stdout = outcome.stdout.text();
+    if !stdout.is_empty() {
+        eprint!("{stdout}");
+    }
+
+    let json = export.result_to_json(outcome.result.as_ref())?;
+    // A `result` that came back `err` is the function saying it failed.
+    if let (Some(WitType::Result { .. }), Some(err)) = (export.result_type(), json.get("err")) {
+        let text = match err {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => "the function returned an error".to_owned(),
+            other => other.to_string(),
+        };
+        eprintln!("error: {text}");
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("{json}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Lets `greet World` mean `greet "World"`: text that is not JSON, given for a
+/// string-like parameter, is taken as the string itself.
+fn bare_text_as_json(ty: &WitType, text: &str) -> String {
+    let parsed = serde_json::from_str::<serde_json::Value>(text);
+    let as_string = || serde_json::Value::String(text.to_owned()).to_string();
+    match ty {
+        WitType::String | WitType::Char | WitType::Enum(_) => match parsed {
+            Ok(serde_json::Value::String(_)) => text.to_owned(),
+            _ => as_string(),
+        },
+        WitType::Variant(_) if parsed.is_err() => as_string(),
+        _ => text.to_owned(),
+    }
+}

@@ -1,0 +1,113 @@
+//! `ferry inspect` and `ferry run` as a user runs them: a real process each.
+
+use std::process::{Command, Output};
+
+use ferry_testkit::guest;
+
+fn ferry(args: &[&str]) -> Output {
+    let cache = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .env("FERRY_CACHE_DIR", cache.path())
+        .output()
+        .expect("running ferry")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn path(name: &str) -> String {
+    guest(name).display().to_string()
+}
+
+#[test]
+fn inspect_prints_the_hash_and_wit_signatures() {
+    let pi = path("pi");
+    let out = ferry(&["inspect", &pi]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let hash = blake3::hash(&std::fs::read(&pi).unwrap()).to_hex().to_string();
+    assert_eq!(
+        stdout(&out),
+        format!("blake3: {hash}\npi: func(num-points: u64, seed: u64) -> f64\n")
+    );
+    let out = ferry(&["inspect", &path("types")]);
+    let text = stdout(&out);
+    assert!(text.contains("ferry-examples:types/types#echo-everything: func(e: everything) -> everything\n"), "{text}");
+    assert!(text.contains("#check: func(fail: bool) -> result<_, string>\n"), "{text}");
+}
+
+#[test]
+fn run_prints_the_result_as_json() {
+    let out = ferry(&["run", &path("pi"), "pi", "1000000", "42"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: f64 = stdout(&out).trim().parse().unwrap();
+    assert!((v - 3.14).abs() <= 0.01, "{v}");
+
+    let out = ferry(&["run", &path("hello"), "greet", "World"]);
+    assert_eq!(stdout(&out), "\"Hello, World!\"\n");
+    let out = ferry(&["run", &path("hello"), "greet", r#""quoted""#]);
+    assert_eq!(stdout(&out), "\"Hello, quoted!\"\n");
+
+    let full = "ferry-examples:types/types#echo-point";
+    let out = ferry(&["run", &path("types"), full, r#"{"x": 1, "y": 2}"#]);
+    assert_eq!(stdout(&out), "{\"x\":1.0,\"y\":2.0}\n");
+    let out = ferry(&["run", &path("types"), "echo-ints", "-1", "2", "-3", "4", "-5", "6", "-7", "8"]);
+    assert_eq!(stdout(&out), "[-1,2,-3,4,-5,6,-7,8]\n", "{}", stderr(&out));
+}
+
+#[test]
+fn an_err_result_goes_to_stderr_with_exit_1() {
+    let out = ferry(&["run", &path("types"), "check", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "");
+    assert!(stderr(&out).contains("error: asked to fail"), "{}", stderr(&out));
+    let out = ferry(&["run", &path("types"), "check", "false"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stdout(&out), "{\"ok\":null}\n");
+}
+
+#[test]
+fn limits_and_bad_input_are_reported_clearly() {
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["run".into(), path("faults"), "spin".into(), "--timeout".into(), "200ms".into()], "time limit of 200ms"),
+        (vec!["run".into(), path("faults"), "hog".into(), "64".into(), "--memory".into(), "16MiB".into()], "ran out of memory"),
+        (vec!["run".into(), path("faults"), "boom".into(), "kaput".into()], "kaput"),
+        (vec!["run".into(), path("pi"), "pi".into(), "abc".into(), "1".into()], "argument `num-points` (u64): `abc` is not valid JSON"),
+        (vec!["run".into(), path("pi"), "pi".into(), "1".into()], "missing `seed` (u64)"),
+        (vec!["run".into(), path("pi"), "tau".into()], "unknown export `tau`; the function exports: pi"),
+        (vec!["run".into(), path("pi"), "pi".into(), "1".into(), "2".into(), "--timeout".into(), "soon".into()], "not a duration"),
+        (vec!["run".into(), "/no/such/file.wasm".into(), "x".into()], "cannot read component `/no/such/file.wasm`"),
+        (vec!["inspect".into(), env!("CARGO_BIN_EXE_ferry").into()], "do not start with the WebAssembly magic"),
+    ];
+    for (args, needle) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = ferry(&args);
+        // 2 is clap's exit code for a usage error; 1 for every other failure.
+        let want = if needle == "not a duration" { 2 } else { 1 };
+        assert_eq!(out.status.code(), Some(want), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: `{}` lacks `{needle}`", stderr(&out));
+        assert!(!stderr(&out).contains("panicked at") || needle == "kaput", "no host panic: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn guest_components_build_reproducibly() {
+    // The same sources built into another target directory give the same bytes,
+    // hence the same function id.
+    let other = ferry_testkit::repo_root().join("target/guests-repro");
+    let status = ferry_testkit::cargo()
+        .current_dir(ferry_testkit::repo_root().join("examples"))
+        .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2", "-p", "pi", "--target-dir"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let a = std::fs::read(guest("pi")).unwrap();
+    let b = std::fs::read(other.join("wasm32-wasip2/release/pi.wasm")).unwrap();
+    assert_eq!(blake3::hash(&a), blake3::hash(&b));
+}
