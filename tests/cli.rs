@@ -30,15 +30,25 @@ fn inspect_prints_the_hash_and_wit_signatures() {
     let pi = path("pi");
     let out = ferry(&["inspect", &pi]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let hash = blake3::hash(&std::fs::read(&pi).unwrap()).to_hex().to_string();
+    let hash = blake3::hash(&std::fs::read(&pi).unwrap())
+        .to_hex()
+        .to_string();
     assert_eq!(
         stdout(&out),
         format!("blake3: {hash}\npi: func(num-points: u64, seed: u64) -> f64\n")
     );
     let out = ferry(&["inspect", &path("types")]);
     let text = stdout(&out);
-    assert!(text.contains("ferry-examples:types/types#echo-everything: func(e: everything) -> everything\n"), "{text}");
-    assert!(text.contains("#check: func(fail: bool) -> result<_, string>\n"), "{text}");
+    assert!(
+        text.contains(
+            "ferry-examples:types/types#echo-everything: func(e: everything) -> everything\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("#check: func(fail: bool) -> result<_, string>\n"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -46,7 +56,7 @@ fn run_prints_the_result_as_json() {
     let out = ferry(&["run", &path("pi"), "pi", "1000000", "42"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: f64 = stdout(&out).trim().parse().unwrap();
-    assert!((v - 3.14).abs() <= 0.01, "{v}");
+    assert!((v - std::f64::consts::PI).abs() <= 0.01, "{v}");
 
     let out = ferry(&["run", &path("hello"), "greet", "World"]);
     assert_eq!(stdout(&out), "\"Hello, World!\"\n");
@@ -56,7 +66,19 @@ fn run_prints_the_result_as_json() {
     let full = "ferry-examples:types/types#echo-point";
     let out = ferry(&["run", &path("types"), full, r#"{"x": 1, "y": 2}"#]);
     assert_eq!(stdout(&out), "{\"x\":1.0,\"y\":2.0}\n");
-    let out = ferry(&["run", &path("types"), "echo-ints", "-1", "2", "-3", "4", "-5", "6", "-7", "8"]);
+    let out = ferry(&[
+        "run",
+        &path("types"),
+        "echo-ints",
+        "-1",
+        "2",
+        "-3",
+        "4",
+        "-5",
+        "6",
+        "-7",
+        "8",
+    ]);
     assert_eq!(stdout(&out), "[-1,2,-3,4,-5,6,-7,8]\n", "{}", stderr(&out));
 }
 
@@ -65,7 +87,11 @@ fn an_err_result_goes_to_stderr_with_exit_1() {
     let out = ferry(&["run", &path("types"), "check", "true"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stdout(&out), "");
-    assert!(stderr(&out).contains("error: asked to fail"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("error: asked to fail"),
+        "{}",
+        stderr(&out)
+    );
     let out = ferry(&["run", &path("types"), "check", "false"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(stdout(&out), "{\"ok\":null}\n");
@@ -74,15 +100,69 @@ fn an_err_result_goes_to_stderr_with_exit_1() {
 #[test]
 fn limits_and_bad_input_are_reported_clearly() {
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec!["run".into(), path("faults"), "spin".into(), "--timeout".into(), "200ms".into()], "time limit of 200ms"),
-        (vec!["run".into(), path("faults"), "hog".into(), "64".into(), "--memory".into(), "16MiB".into()], "ran out of memory"),
-        (vec!["run".into(), path("faults"), "boom".into(), "kaput".into()], "kaput"),
-        (vec!["run".into(), path("pi"), "pi".into(), "abc".into(), "1".into()], "argument `num-points` (u64): `abc` is not valid JSON"),
-        (vec!["run".into(), path("pi"), "pi".into(), "1".into()], "missing `seed` (u64)"),
-        (vec!["run".into(), path("pi"), "tau".into()], "unknown export `tau`; the function exports: pi"),
-        (vec!["run".into(), path("pi"), "pi".into(), "1".into(), "2".into(), "--timeout".into(), "soon".into()], "not a duration"),
-        (vec!["run".into(), "/no/such/file.wasm".into(), "x".into()], "cannot read component `/no/such/file.wasm`"),
-        (vec!["inspect".into(), env!("CARGO_BIN_EXE_ferry").into()], "do not start with the WebAssembly magic"),
+        (
+            vec![
+                "run".into(),
+                path("faults"),
+                "spin".into(),
+                "--timeout".into(),
+                "200ms".into(),
+            ],
+            "time limit of 200ms",
+        ),
+        (
+            vec![
+                "run".into(),
+                path("faults"),
+                "hog".into(),
+                "64".into(),
+                "--memory".into(),
+                "16MiB".into(),
+            ],
+            "ran out of memory",
+        ),
+        (
+            vec!["run".into(), path("faults"), "boom".into(), "kaput".into()],
+            "kaput",
+        ),
+        (
+            vec![
+                "run".into(),
+                path("pi"),
+                "pi".into(),
+                "abc".into(),
+                "1".into(),
+            ],
+            "argument `num-points` (u64): `abc` is not valid JSON",
+        ),
+        (
+            vec!["run".into(), path("pi"), "pi".into(), "1".into()],
+            "missing `seed` (u64)",
+        ),
+        (
+            vec!["run".into(), path("pi"), "tau".into()],
+            "unknown export `tau`; the function exports: pi",
+        ),
+        (
+            vec![
+                "run".into(),
+                path("pi"),
+                "pi".into(),
+                "1".into(),
+                "2".into(),
+                "--timeout".into(),
+                "soon".into(),
+            ],
+            "not a duration",
+        ),
+        (
+            vec!["run".into(), "/no/such/file.wasm".into(), "x".into()],
+            "cannot read component `/no/such/file.wasm`",
+        ),
+        (
+            vec!["inspect".into(), env!("CARGO_BIN_EXE_ferry").into()],
+            "do not start with the WebAssembly magic",
+        ),
     ];
     for (args, needle) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -90,8 +170,16 @@ fn limits_and_bad_input_are_reported_clearly() {
         // 2 is clap's exit code for a usage error; 1 for every other failure.
         let want = if needle == "not a duration" { 2 } else { 1 };
         assert_eq!(out.status.code(), Some(want), "{args:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains(needle), "{args:?}: `{}` lacks `{needle}`", stderr(&out));
-        assert!(!stderr(&out).contains("panicked at") || needle == "kaput", "no host panic: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(needle),
+            "{args:?}: `{}` lacks `{needle}`",
+            stderr(&out)
+        );
+        assert!(
+            !stderr(&out).contains("panicked at") || needle == "kaput",
+            "no host panic: {}",
+            stderr(&out)
+        );
     }
 }
 
@@ -102,7 +190,16 @@ fn guest_components_build_reproducibly() {
     let other = ferry_testkit::repo_root().join("target/guests-repro");
     let status = ferry_testkit::cargo()
         .current_dir(ferry_testkit::repo_root().join("examples"))
-        .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2", "-p", "pi", "--target-dir"])
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            "pi",
+            "--target-dir",
+        ])
         .arg(&other)
         .status()
         .unwrap();

@@ -19,8 +19,8 @@ mod bindings {
 
 /// Structured logging and progress, collected per task by the endpoint.
 pub mod log {
-    pub use crate::bindings::ferry::host::log::Level;
     use crate::bindings::ferry::host::log as host;
+    pub use crate::bindings::ferry::host::log::Level;
 
     /// Emits one line at `level` with `key = value` fields.
     pub fn emit(level: Level, message: &str, fields: &[(&str, &str)]) {

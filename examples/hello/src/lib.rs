@@ -6,7 +6,11 @@ struct Hello;
 
 impl Guest for Hello {
     fn greet(name: String) -> String {
-        ferry_guest::log::emit(ferry_guest::log::Level::Info, "greeting", &[("name", &name)]);
+        ferry_guest::log::emit(
+            ferry_guest::log::Level::Info,
+            "greeting",
+            &[("name", &name)],
+        );
         format!("Hello, {name}!")
     }
 }

@@ -67,7 +67,11 @@ impl Guest for Types {
         }
     }
     fn check(fail: bool) -> Result<(), String> {
-        if fail { Err("asked to fail".into()) } else { Ok(()) }
+        if fail {
+            Err("asked to fail".into())
+        } else {
+            Ok(())
+        }
     }
     fn nothing() {}
 }

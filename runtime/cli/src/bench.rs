@@ -77,7 +77,12 @@ fn fmt(d: Duration) -> String {
     }
 }
 
-async fn instantiate(host: &Host, component: Option<PathBuf>, batch: u32, batches: u32) -> anyhow::Result<ExitCode> {
+async fn instantiate(
+    host: &Host,
+    component: Option<PathBuf>,
+    batch: u32,
+    batches: u32,
+) -> anyhow::Result<ExitCode> {
     let path = crate::guests::component("noop", component)?;
     let f = host.load_file(&path)?;
     let export = f.export("noop")?;
@@ -98,7 +103,10 @@ async fn instantiate(host: &Host, component: Option<PathBuf>, batch: u32, batche
     let med = median(per_call);
     println!("## ferry bench instantiate");
     println!();
-    println!("instantiate + call + drop of `noop`, {batches} batches of {batch} calls, pooling allocator: {}", host.pooling());
+    println!(
+        "instantiate + call + drop of `noop`, {batches} batches of {batch} calls, pooling allocator: {}",
+        host.pooling()
+    );
     println!();
     println!("| metric | value |");
     println!("|---|---|");
@@ -109,7 +117,12 @@ async fn instantiate(host: &Host, component: Option<PathBuf>, batch: u32, batche
     Ok(ExitCode::SUCCESS)
 }
 
-async fn pi(host: &Host, component: Option<PathBuf>, points: u64, runs: u32) -> anyhow::Result<ExitCode> {
+async fn pi(
+    host: &Host,
+    component: Option<PathBuf>,
+    points: u64,
+    runs: u32,
+) -> anyhow::Result<ExitCode> {
     let path = crate::guests::component("pi", component)?;
     let f = host.load_file(&path)?;
     let export = f.export("pi")?;
@@ -140,17 +153,28 @@ async fn pi(host: &Host, component: Option<PathBuf>, points: u64, runs: u32) -> 
             v,
         );
     }
-    anyhow::ensure!(answers.0 == answers.1, "Wasm and native disagree: {} vs {}", answers.0, answers.1);
+    anyhow::ensure!(
+        answers.0 == answers.1,
+        "Wasm and native disagree: {} vs {}",
+        answers.0,
+        answers.1
+    );
     let (w, n) = (median(wasm), median(native));
     println!("## ferry bench pi");
     println!();
-    println!("pi({points}) seed 42 = {}, {runs} interleaved runs each; Wasm includes instantiation", answers.0);
+    println!(
+        "pi({points}) seed 42 = {}, {runs} interleaved runs each; Wasm includes instantiation",
+        answers.0
+    );
     println!();
     println!("| run | median |");
     println!("|---|---|");
     println!("| Wasm (ferry-host) | {} |", fmt(w));
     println!("| native (same source) | {} |", fmt(n));
-    println!("| Wasm / native | {:.3} |", w.as_secs_f64() / n.as_secs_f64());
+    println!(
+        "| Wasm / native | {:.3} |",
+        w.as_secs_f64() / n.as_secs_f64()
+    );
     println!("| target | ≤ 1.25 |");
     Ok(ExitCode::SUCCESS)
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 
 pub fn component(name: &str, explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(path) = explicit {
@@ -19,14 +19,24 @@ pub fn component(name: &str, explicit: Option<PathBuf>) -> anyhow::Result<PathBu
     eprintln!("building the example components (cargo build --release --target wasm32-wasip2)...");
     let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .current_dir(&examples)
-        .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
         .arg(&target)
         .status()
         .context("running cargo to build the example components")?;
     if !status.success() {
         bail!("building the example components failed");
     }
-    let path = target.join(format!("wasm32-wasip2/release/{}.wasm", name.replace('-', "_")));
+    let path = target.join(format!(
+        "wasm32-wasip2/release/{}.wasm",
+        name.replace('-', "_")
+    ));
     if !path.exists() {
         bail!("no component at {}", path.display());
     }

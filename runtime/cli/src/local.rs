@@ -113,10 +113,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     // The guest's own output goes where a local program's would.
     use std::io::Write;
-    std::io::stderr().write_all(outcome.stderr.text().as_bytes()).ok();
+    std::io::stderr()
+        .write_all(outcome.stderr.text().as_bytes())
+        .ok();
     if !args.verbose {
         for e in &outcome.logs {
-            if matches!(e, ferry_host::LogEvent::Line { level, .. } if *level >= ferry_host::Level::Warn) {
+            if matches!(e, ferry_host::LogEvent::Line { level, .. } if *level >= ferry_host::Level::Warn)
+            {
                 eprintln!("{e}");
             }
         }

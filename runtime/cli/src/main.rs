@@ -1,6 +1,7 @@
 //! `ferry`: the command-line face of the ferry function fabric.
 
 mod bench;
+mod demo;
 mod guests;
 mod local;
 mod scaffold;
@@ -11,7 +12,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ferry", version, about = "A function fabric for science on WebAssembly components")]
+#[command(
+    name = "ferry",
+    version,
+    about = "A function fabric for science on WebAssembly components"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -28,6 +33,9 @@ enum Command {
     Run(local::RunArgs),
     /// Create a new function crate that builds out of the box.
     New(scaffold::NewArgs),
+    /// Run a demonstration.
+    #[command(subcommand)]
+    Demo(demo::DemoCommand),
     /// Measure ferry (medians over repeated runs; not a test).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -39,6 +47,7 @@ fn main() -> ExitCode {
         Command::Inspect { file } => local::inspect(&file),
         Command::Run(args) => local::run(args),
         Command::New(args) => scaffold::new(args),
+        Command::Demo(cmd) => demo::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
     };
     match result {

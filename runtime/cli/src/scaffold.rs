@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 
 #[derive(clap::Args)]
 pub struct NewArgs {
@@ -20,13 +20,17 @@ pub struct NewArgs {
 /// The SDK of the checkout this binary was built from, if it is still there.
 fn default_sdk() -> Option<PathBuf> {
     let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guest-sdk");
-    sdk.join("wit").is_dir().then(|| sdk.canonicalize().unwrap_or(sdk))
+    sdk.join("wit")
+        .is_dir()
+        .then(|| sdk.canonicalize().unwrap_or(sdk))
 }
 
 fn check_name(name: &str) -> anyhow::Result<()> {
     let ok = name.split('-').all(|part| {
         part.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-            && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && part
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
     });
     if !ok {
         bail!(
@@ -39,20 +43,32 @@ fn check_name(name: &str) -> anyhow::Result<()> {
 
 pub fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
     check_name(&args.name)?;
-    let dir = args.path.clone().unwrap_or_else(|| PathBuf::from(&args.name));
-    if dir.exists() && dir.read_dir().map(|mut d| d.next().is_some()).unwrap_or(true) {
+    let dir = args
+        .path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&args.name));
+    if dir.exists()
+        && dir
+            .read_dir()
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
         bail!("`{}` already exists and is not empty", dir.display());
     }
     let sdk = match args.sdk.clone().or_else(default_sdk) {
         Some(sdk) if sdk.join("wit").is_dir() => sdk.canonicalize().unwrap_or(sdk),
-        Some(sdk) => bail!("`{}` is not the ferry guest SDK (no `wit/` inside)", sdk.display()),
+        Some(sdk) => bail!(
+            "`{}` is not the ferry guest SDK (no `wit/` inside)",
+            sdk.display()
+        ),
         None => bail!("cannot find the ferry guest SDK; pass --sdk PATH/TO/ferry/guest-sdk"),
     };
     let files = render(&args.name, &sdk);
     for (rel, text) in &files {
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
         }
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
@@ -125,7 +141,10 @@ export!(Function);
         ("Cargo.toml", cargo),
         ("wit/world.wit", wit),
         ("src/lib.rs", lib),
-        (".gitignore", "/target\n".to_owned()),
+        (
+            ".gitignore",
+            "/target\n# Written by `cargo component build`; unused: exports come from wit_bindgen::generate!\n/src/bindings.rs\n".to_owned(),
+        ),
     ]
 }
 

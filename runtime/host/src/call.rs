@@ -116,20 +116,23 @@ impl Host {
             let instance = function.pre.instantiate_async(&mut store).await?;
             let func = instance
                 .get_func(&mut store, export.index())
-                .ok_or_else(|| wasmtime::format_err!("export `{}` vanished from the instance", export.name()))?;
+                .ok_or_else(|| {
+                    wasmtime::format_err!("export `{}` vanished from the instance", export.name())
+                })?;
             let mut results = vec![Val::Bool(false); usize::from(export.result_type().is_some())];
             func.call_async(&mut store, args, &mut results).await?;
             wasmtime::Result::Ok(results.pop())
         };
         // The epoch callback enforces the limit inside wasm; this backstop
         // covers time spent in host calls.
-        let outcome = match tokio::time::timeout(limits.timeout + Duration::from_millis(250), run).await {
-            Ok(r) => r,
-            Err(_) => {
-                store.data_mut().timed_out = true;
-                Err(wasmtime::format_err!("timed out in a host call"))
-            }
-        };
+        let outcome =
+            match tokio::time::timeout(limits.timeout + Duration::from_millis(250), run).await {
+                Ok(r) => r,
+                Err(_) => {
+                    store.data_mut().timed_out = true;
+                    Err(wasmtime::format_err!("timed out in a host call"))
+                }
+            };
         let state = store.data_mut();
         let stderr_text = stderr.take();
         let result = match outcome {
@@ -196,6 +199,8 @@ fn classify(err: wasmtime::Error, state: &TaskState, limits: &Limits, stderr: &C
 fn tail(c: &Captured, max: usize) -> String {
     let text = String::from_utf8_lossy(&c.bytes);
     let start = text.len().saturating_sub(max);
-    let start = (start..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
+    let start = (start..text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(text.len());
     text[start..].to_owned()
 }

@@ -45,7 +45,9 @@ pub enum Error {
     Timeout { limit: Duration },
 
     /// The guest asked for more memory than its limit.
-    #[error("the function ran out of memory: it needed {requested} bytes of linear memory, over its limit of {limit} bytes")]
+    #[error(
+        "the function ran out of memory: it needed {requested} bytes of linear memory, over its limit of {limit} bytes"
+    )]
     OutOfMemory { limit: u64, requested: u64 },
 
     /// The guest used up its fuel.

@@ -1,14 +1,14 @@
 use std::fmt;
 
 use serde::de::DeserializeSeed;
-use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Val};
-use wasmtime::component::types::ComponentItem;
 use wasmtime::Engine;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Val};
 
+use crate::Error;
 use crate::call::TaskState;
 use crate::value::{ArgsSeed, Typed, ValSeed};
 use crate::wit::{Signature, TypeNames, WitType};
-use crate::Error;
 
 /// A function's identity: the blake3 hash of its component bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -24,7 +24,9 @@ impl FunctionId {
     pub fn parse(hex: &str) -> Result<Self, Error> {
         blake3::Hash::from_hex(hex.trim())
             .map(|h| FunctionId(*h.as_bytes()))
-            .map_err(|_| Error::BadComponent(format!("`{hex}` is not a function id (64 hex digits)")))
+            .map_err(|_| {
+                Error::BadComponent(format!("`{hex}` is not a function id (64 hex digits)"))
+            })
     }
 
     pub fn to_hex(&self) -> String {
@@ -94,7 +96,10 @@ impl Export {
     fn bad_args(&self, message: impl fmt::Display) -> Error {
         Error::BadArguments {
             export: self.name.clone(),
-            message: format!("{message}; the signature is `{}: {}`", self.func, self.signature),
+            message: format!(
+                "{message}; the signature is `{}: {}`",
+                self.func, self.signature
+            ),
         }
     }
 
@@ -159,7 +164,10 @@ impl Export {
             .map(|(n, t)| format!("`{n}` ({t})"))
             .collect();
         Err(self.bad_args(if given < want {
-            format!("expected {want} argument(s), got {given}: missing {}", missing.join(", "))
+            format!(
+                "expected {want} argument(s), got {given}: missing {}",
+                missing.join(", ")
+            )
         } else {
             format!("expected {want} argument(s), got {given}")
         }))
@@ -203,7 +211,10 @@ impl fmt::Debug for Function {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Function")
             .field("id", &self.id)
-            .field("exports", &self.exports.iter().map(|e| e.name()).collect::<Vec<_>>())
+            .field(
+                "exports",
+                &self.exports.iter().map(|e| e.name()).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -291,12 +302,20 @@ impl Function {
                 available: if self.exports.is_empty() {
                     "(nothing)".to_owned()
                 } else {
-                    self.exports.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
+                    self.exports
+                        .iter()
+                        .map(|e| e.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 },
             }),
             many => Err(Error::AmbiguousExport {
                 name: name.to_owned(),
-                candidates: many.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", "),
+                candidates: many
+                    .iter()
+                    .map(|e| e.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             }),
         }
     }
@@ -304,7 +323,10 @@ impl Function {
 
 fn signature(names: &TypeNames, f: &wasmtime::component::types::ComponentFunc) -> Signature {
     Signature {
-        params: f.params().map(|(n, t)| (n.to_owned(), names.convert(&t))).collect(),
+        params: f
+            .params()
+            .map(|(n, t)| (n.to_owned(), names.convert(&t)))
+            .collect(),
         result: f.results().next().map(|t| names.convert(&t)),
     }
 }

@@ -5,16 +5,16 @@ use std::collections::HashMap;
 use std::hash::Hasher;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
 use std::time::Duration;
 
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
+use crate::Error;
 use crate::call::TaskState;
 use crate::capabilities;
 use crate::function::{Function, FunctionId};
-use crate::Error;
 
 /// How a [`Host`] is built. One host per process is the norm: it owns the
 /// engine, the epoch ticker and the caches.
@@ -157,7 +157,8 @@ impl Host {
     /// Reads and loads a component file.
     pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Arc<Function>, Error> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         self.load(&bytes)
     }
 
@@ -169,8 +170,8 @@ impl Host {
             return Ok(f);
         }
         check_component_bytes(bytes)?;
-        let component =
-            Component::new(&self.inner.engine, bytes).map_err(|e| Error::BadComponent(format!("{e:#}")))?;
+        let component = Component::new(&self.inner.engine, bytes)
+            .map_err(|e| Error::BadComponent(format!("{e:#}")))?;
         self.inner.compiled.fetch_add(1, Ordering::Relaxed);
         if let Some(path) = self.cache_path(id) {
             self.write_artifact(&component, &path)?;
@@ -181,7 +182,13 @@ impl Host {
     /// Loads a function by id from memory or the on-disk cache, without its
     /// bytes; `None` when neither has it.
     pub fn cached(&self, id: FunctionId) -> Result<Option<Arc<Function>>, Error> {
-        if let Some(f) = self.inner.functions.read().unwrap_or_else(|p| p.into_inner()).get(&id) {
+        if let Some(f) = self
+            .inner
+            .functions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+        {
             self.inner.memory_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(Some(f.clone()));
         }
@@ -227,8 +234,10 @@ impl Host {
             .serialize()
             .map_err(|e| Error::Internal(format!("serializing a compiled component: {e}")))?;
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, &bytes).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("renaming into {}", path.display()), e))
+        std::fs::write(&tmp, &bytes)
+            .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+        std::fs::rename(&tmp, path)
+            .map_err(|e| Error::io(format!("renaming into {}", path.display()), e))
     }
 }
 
@@ -258,10 +267,13 @@ fn build_engine(config: &HostConfig) -> Result<(Engine, bool), Error> {
         pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         match Engine::new(&pooled) {
             Ok(engine) => return Ok((engine, true)),
-            Err(e) => eprintln!("ferry-host: pooling allocator unavailable ({e}); using on-demand allocation"),
+            Err(e) => eprintln!(
+                "ferry-host: pooling allocator unavailable ({e}); using on-demand allocation"
+            ),
         }
     }
-    let engine = Engine::new(&c).map_err(|e| Error::Internal(format!("creating the engine: {e:#}")))?;
+    let engine =
+        Engine::new(&c).map_err(|e| Error::Internal(format!("creating the engine: {e:#}")))?;
     Ok((engine, false))
 }
 
@@ -283,7 +295,8 @@ fn engine_fingerprint(engine: &Engine) -> String {
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), Error> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating cache dir {}", dir.display()), e))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating cache dir {}", dir.display()), e))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -316,10 +329,11 @@ fn check_component_bytes(bytes: &[u8]) -> Result<(), Error> {
 
 fn ungranted_import(component: &Component, engine: &Engine, err: wasmtime::Error) -> Error {
     let ty = component.component_type();
-    let missing = ty
-        .imports(engine)
-        .map(|(name, _)| name)
-        .find(|name| !capabilities::GRANTED_PREFIXES.iter().any(|p| name.starts_with(p)));
+    let missing = ty.imports(engine).map(|(name, _)| name).find(|name| {
+        !capabilities::GRANTED_PREFIXES
+            .iter()
+            .any(|p| name.starts_with(p))
+    });
     match missing {
         Some(import) => Error::UngrantedImport {
             import: import.to_owned(),

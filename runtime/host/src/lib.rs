@@ -34,7 +34,7 @@ pub use capabilities::log::{Level, LogEvent, LogSink};
 pub use error::Error;
 pub use function::{Export, Function, FunctionId};
 pub use host::{Host, HostConfig, HostStats};
-pub use limits::{parse_bytes, parse_duration, Limits};
+pub use limits::{Limits, parse_bytes, parse_duration};
 pub use stdio::Captured;
 pub use wasmtime::component::Val;
 pub use wit::{Named, Record, Signature, Variant, WitType};

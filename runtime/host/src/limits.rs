@@ -41,9 +41,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, Error> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| Error::InvalidLimits(format!("`{text}` is not a duration (try `5s`, `250ms`)")))?;
+    let value: f64 = number.parse().map_err(|_| {
+        Error::InvalidLimits(format!("`{text}` is not a duration (try `5s`, `250ms`)"))
+    })?;
     let scale = match unit.trim() {
         "ns" => 1e-9,
         "us" | "µs" => 1e-6,
@@ -59,7 +59,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, Error> {
     };
     let secs = value * scale;
     if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
-        return Err(Error::InvalidLimits(format!("duration `{text}` is out of range")));
+        return Err(Error::InvalidLimits(format!(
+            "duration `{text}` is out of range"
+        )));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -92,7 +94,9 @@ pub fn parse_bytes(text: &str) -> Result<u64, Error> {
     };
     let bytes = value * scale;
     if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return Err(Error::InvalidLimits(format!("size `{text}` is out of range")));
+        return Err(Error::InvalidLimits(format!(
+            "size `{text}` is out of range"
+        )));
     }
     Ok(bytes as u64)
 }
@@ -156,7 +160,12 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
-        assert!(parse_duration("5 parsecs").unwrap_err().to_string().contains("unknown time unit"));
+        assert!(
+            parse_duration("5 parsecs")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown time unit")
+        );
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("0s").is_err());
     }
@@ -167,7 +176,12 @@ mod tests {
         assert_eq!(parse_bytes("1GiB").unwrap(), 1 << 30);
         assert_eq!(parse_bytes("10MB").unwrap(), 10_000_000);
         assert_eq!(parse_bytes("4096").unwrap(), 4096);
-        assert!(parse_bytes("12 bananas").unwrap_err().to_string().contains("unknown size unit"));
+        assert!(
+            parse_bytes("12 bananas")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown size unit")
+        );
     }
 
     #[test]

@@ -68,11 +68,17 @@ impl<'de> Visitor<'de> for ArgsSeed<'_> {
                         out.len()
                     )));
                 }
-                Err(e) => return Err(A::Error::custom(format_args!("argument `{name}` ({ty}): {e}"))),
+                Err(e) => {
+                    return Err(A::Error::custom(format_args!(
+                        "argument `{name}` ({ty}): {e}"
+                    )));
+                }
             }
         }
         if seq.next_element::<de::IgnoredAny>()?.is_some() {
-            let extra = 1 + std::iter::from_fn(|| seq.next_element::<de::IgnoredAny>().ok().flatten()).count();
+            let extra =
+                1 + std::iter::from_fn(|| seq.next_element::<de::IgnoredAny>().ok().flatten())
+                    .count();
             return Err(A::Error::custom(format_args!(
                 "expected {} argument(s), got {}",
                 self.0.len(),
@@ -152,7 +158,9 @@ impl<'de> Visitor<'de> for ValVisitor<'_> {
             WitType::Enum(e) | WitType::Flags(e) => {
                 write!(f, "{} (one of: {})", self.0, e.names.join(", "))
             }
-            WitType::Result { .. } => write!(f, "{} as {{\"ok\": ...}} or {{\"err\": ...}}", self.0),
+            WitType::Result { .. } => {
+                write!(f, "{} as {{\"ok\": ...}} or {{\"err\": ...}}", self.0)
+            }
             WitType::Char => f.write_str("char (a one-character string)"),
             ty => write!(f, "{ty}"),
         }
@@ -223,7 +231,9 @@ impl<'de> Visitor<'de> for ValVisitor<'_> {
                     "NaN" | "nan" => f64::NAN,
                     "Infinity" | "inf" | "+Infinity" => f64::INFINITY,
                     "-Infinity" | "-inf" => f64::NEG_INFINITY,
-                    _ => s.parse::<f64>().map_err(|_| E::invalid_value(unexpected, &self))?,
+                    _ => s
+                        .parse::<f64>()
+                        .map_err(|_| E::invalid_value(unexpected, &self))?,
                 };
                 self.visit_f64(v)
             }
@@ -273,7 +283,12 @@ impl<'de> Visitor<'de> for ValVisitor<'_> {
                 Ok(Val::List(items))
             }
             WitType::Tuple(types) => {
-                let items = fixed_seq(&mut seq, types.iter().map(|t| (None, t)), types.len(), &self)?;
+                let items = fixed_seq(
+                    &mut seq,
+                    types.iter().map(|t| (None, t)),
+                    types.len(),
+                    &self,
+                )?;
                 Ok(Val::Tuple(items))
             }
             WitType::Record(r) => {
@@ -346,7 +361,10 @@ impl<'de> Visitor<'de> for ValVisitor<'_> {
             }
             WitType::Variant(v) => {
                 let (case, val) = single_entry(&mut map, &self, |case| {
-                    v.cases.iter().find(|(n, _)| n == case).map(|(_, t)| t.as_ref())
+                    v.cases
+                        .iter()
+                        .find(|(n, _)| n == case)
+                        .map(|(_, t)| t.as_ref())
                 })?;
                 Ok(Val::Variant(case, val.map(Box::new)))
             }
@@ -397,7 +415,10 @@ fn single_entry<'de, 'a, A: MapAccess<'de>>(
         return Err(A::Error::invalid_length(0, expected));
     };
     let Some(payload_ty) = lookup(&case) else {
-        return Err(A::Error::invalid_value(de::Unexpected::Str(&case), expected));
+        return Err(A::Error::invalid_value(
+            de::Unexpected::Str(&case),
+            expected,
+        ));
     };
     let val = match payload_ty {
         Some(ty) => Some(
@@ -528,15 +549,22 @@ pub(crate) fn payload_size(v: &Val) -> u64 {
         Val::S64(_) | Val::U64(_) | Val::Float64(_) => 8,
         Val::String(s) => s.len() as u64,
         Val::Enum(s) => s.len() as u64,
-        Val::List(vs) | Val::Tuple(vs) | Val::FixedLengthList(vs) => vs.iter().map(payload_size).sum(),
+        Val::List(vs) | Val::Tuple(vs) | Val::FixedLengthList(vs) => {
+            vs.iter().map(payload_size).sum()
+        }
         Val::Record(fs) => fs.iter().map(|(_, v)| payload_size(v)).sum(),
         Val::Variant(n, v) => n.len() as u64 + v.as_deref().map_or(0, payload_size),
         Val::Option(v) => 1 + v.as_deref().map_or(0, payload_size),
-        Val::Result(r) => 1 + match r {
-            Ok(v) | Err(v) => v.as_deref().map_or(0, payload_size),
-        },
+        Val::Result(r) => {
+            1 + match r {
+                Ok(v) | Err(v) => v.as_deref().map_or(0, payload_size),
+            }
+        }
         Val::Flags(names) => names.iter().map(|n| n.len() as u64).sum(),
-        Val::Map(kvs) => kvs.iter().map(|(k, v)| payload_size(k) + payload_size(v)).sum(),
+        Val::Map(kvs) => kvs
+            .iter()
+            .map(|(k, v)| payload_size(k) + payload_size(v))
+            .sum(),
         Val::Resource(_) | Val::Future(_) | Val::Stream(_) | Val::ErrorContext(_) => 8,
     }
 }

@@ -71,7 +71,10 @@ pub struct Signature {
 impl Signature {
     /// The first type in the signature that ferry cannot carry, if any.
     pub fn unsupported(&self) -> Option<String> {
-        let params = self.params.iter().map(|(n, t)| (format!("parameter `{n}`"), t));
+        let params = self
+            .params
+            .iter()
+            .map(|(n, t)| (format!("parameter `{n}`"), t));
         let result = self.result.iter().map(|t| ("the result".to_owned(), t));
         params
             .chain(result)
@@ -162,7 +165,8 @@ impl TypeNames {
                 names: f.names().map(str::to_owned).collect(),
             })),
             T::Own(_) | T::Borrow(_) => WitType::Unsupported(
-                "a resource handle; resources live in one instance and cannot travel as data".into(),
+                "a resource handle; resources live in one instance and cannot travel as data"
+                    .into(),
             ),
             T::Future(_) | T::Stream(_) | T::ErrorContext => WitType::Unsupported(
                 "an async future, stream or error-context, which ferry does not carry yet".into(),

@@ -22,7 +22,10 @@ async fn second_load_hits_the_compiled_cache() {
     let path = first.cache_path(id).unwrap();
     assert!(path.exists(), "artifact written at {}", path.display());
     let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-    assert_eq!(name, format!("{}.{}.cwasm", id.to_hex(), first.engine_fingerprint()));
+    assert_eq!(
+        name,
+        format!("{}.{}.cwasm", id.to_hex(), first.engine_fingerprint())
+    );
 
     // Same host: memory.
     first.load(&bytes).unwrap();
@@ -34,7 +37,9 @@ async fn second_load_hits_the_compiled_cache() {
     let g = second.cached(id).unwrap().expect("found on disk");
     assert_eq!(second.stats().compiled, 0);
     assert_eq!(second.stats().disk_hits, 1);
-    let (v, _) = call_json(&second, &g, "pi", &["1000", "3"], &Limits::default()).await.unwrap();
+    let (v, _) = call_json(&second, &g, "pi", &["1000", "3"], &Limits::default())
+        .await
+        .unwrap();
     assert!(v.as_f64().unwrap() > 2.5);
 }
 
@@ -62,5 +67,10 @@ async fn a_damaged_artifact_is_recompiled() {
 fn function_ids_parse_and_print() {
     let id = FunctionId::of(b"abc");
     assert_eq!(FunctionId::parse(&id.to_hex()).unwrap(), id);
-    assert!(FunctionId::parse("xyz").unwrap_err().to_string().contains("not a function id"));
+    assert!(
+        FunctionId::parse("xyz")
+            .unwrap_err()
+            .to_string()
+            .contains("not a function id")
+    );
 }

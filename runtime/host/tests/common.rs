@@ -9,7 +9,8 @@ pub fn host() -> Host {
 }
 
 pub fn load(host: &Host, guest: &str) -> Arc<Function> {
-    host.load(&ferry_testkit::guest_bytes(guest)).expect("load guest")
+    host.load(&ferry_testkit::guest_bytes(guest))
+        .expect("load guest")
 }
 
 /// Calls `export` with JSON-text arguments; returns the JSON result.
@@ -22,6 +23,8 @@ pub async fn call_json(
 ) -> Result<(serde_json::Value, Outcome), Error> {
     let export = f.export(export)?;
     let vals = export.args_from_json_strs(args)?;
-    let out = host.call(f, export, &vals, limits, &CallOptions::default()).await?;
+    let out = host
+        .call(f, export, &vals, limits, &CallOptions::default())
+        .await?;
     Ok((export.result_to_json(out.result.as_ref())?, out))
 }

@@ -19,8 +19,10 @@ fn limits() -> Limits {
 /// After each failure the same host must still run a good call.
 async fn still_serves(host: &ferry_host::Host) {
     let pi = load(host, "pi");
-    let (v, _) = call_json(host, &pi, "pi", &["10000", "1"], &Limits::default()).await.unwrap();
-    assert!((v.as_f64().unwrap() - 3.14).abs() < 0.1);
+    let (v, _) = call_json(host, &pi, "pi", &["10000", "1"], &Limits::default())
+        .await
+        .unwrap();
+    assert!((v.as_f64().unwrap() - std::f64::consts::PI).abs() < 0.1);
 }
 
 #[tokio::test]
@@ -28,11 +30,19 @@ async fn an_infinite_loop_times_out_near_the_limit() {
     let host = host();
     let f = load(&host, "faults");
     let start = Instant::now();
-    let err = call_json(&host, &f, "spin", &[], &limits()).await.unwrap_err();
+    let err = call_json(&host, &f, "spin", &[], &limits())
+        .await
+        .unwrap_err();
     let took = start.elapsed();
-    assert!(matches!(err, Error::Timeout { limit } if limit == Duration::from_millis(300)), "{err}");
+    assert!(
+        matches!(err, Error::Timeout { limit } if limit == Duration::from_millis(300)),
+        "{err}"
+    );
     assert!(err.to_string().contains("time limit of 300ms"), "{err}");
-    assert!(took >= Duration::from_millis(300), "stopped early: {took:?}");
+    assert!(
+        took >= Duration::from_millis(300),
+        "stopped early: {took:?}"
+    );
     // Generous bound: this is a correctness check, not a benchmark.
     assert!(took < Duration::from_secs(5), "stopped late: {took:?}");
     still_serves(&host).await;
@@ -42,7 +52,9 @@ async fn an_infinite_loop_times_out_near_the_limit() {
 async fn a_memory_bomb_is_out_of_memory() {
     let host = host();
     let f = load(&host, "faults");
-    let err = call_json(&host, &f, "hog", &["1024"], &limits()).await.unwrap_err();
+    let err = call_json(&host, &f, "hog", &["1024"], &limits())
+        .await
+        .unwrap_err();
     match &err {
         Error::OutOfMemory { limit, requested } => {
             assert_eq!(*limit, 64 << 20);
@@ -51,7 +63,9 @@ async fn a_memory_bomb_is_out_of_memory() {
         other => panic!("expected out of memory, got {other}"),
     }
     // Within the limit the same function works.
-    let (v, out) = call_json(&host, &f, "hog", &["8"], &limits()).await.unwrap();
+    let (v, out) = call_json(&host, &f, "hog", &["8"], &limits())
+        .await
+        .unwrap();
     assert_eq!(v, json!((1..=8).sum::<u64>()));
     assert!(out.peak_memory >= 8 << 20);
     still_serves(&host).await;
@@ -61,14 +75,30 @@ async fn a_memory_bomb_is_out_of_memory() {
 async fn a_panic_is_a_trap_with_backtrace_and_message() {
     let host = host();
     let f = load(&host, "faults");
-    let err = call_json(&host, &f, "boom", &[r#""the reactor is on fire""#], &limits()).await.unwrap_err();
-    let Error::Trap { message, backtrace, stderr } = &err else {
+    let err = call_json(
+        &host,
+        &f,
+        "boom",
+        &[r#""the reactor is on fire""#],
+        &limits(),
+    )
+    .await
+    .unwrap_err();
+    let Error::Trap {
+        message,
+        backtrace,
+        stderr,
+    } = &err
+    else {
         panic!("expected a trap, got {err}");
     };
     assert!(message.contains("unreachable"), "{message}");
     let bt = backtrace.as_deref().expect("a wasm backtrace");
     assert!(bt.contains("boom"), "backtrace names the function: {bt}");
-    assert!(stderr.contains("the reactor is on fire"), "panic message in stderr: {stderr}");
+    assert!(
+        stderr.contains("the reactor is on fire"),
+        "panic message in stderr: {stderr}"
+    );
     still_serves(&host).await;
 }
 
@@ -78,8 +108,14 @@ async fn not_a_component_is_a_clear_error() {
     for (bytes, needle) in [
         (b"hello, world!".to_vec(), "WebAssembly magic"),
         (Vec::new(), "0 bytes"),
-        (b"\0asm\x01\0\0\0".to_vec(), "core WebAssembly module, not a component"),
-        (b"\0asm\x0d\0\x01\0garbage".to_vec(), "not a valid WebAssembly component"),
+        (
+            b"\0asm\x01\0\0\0".to_vec(),
+            "core WebAssembly module, not a component",
+        ),
+        (
+            b"\0asm\x0d\0\x01\0garbage".to_vec(),
+            "not a valid WebAssembly component",
+        ),
     ] {
         let err = host.load(&bytes).unwrap_err();
         assert_eq!(err.kind(), "bad-component");
@@ -92,9 +128,23 @@ async fn not_a_component_is_a_clear_error() {
 async fn output_over_the_cap_is_refused() {
     let host = host();
     let f = load(&host, "faults");
-    let small = Limits { output: 1000, ..limits() };
-    let err = call_json(&host, &f, "big", &["5000"], &small).await.unwrap_err();
-    assert!(matches!(err, Error::OutputTooLarge { size: 5000, limit: 1000 }), "{err}");
+    let small = Limits {
+        output: 1000,
+        ..limits()
+    };
+    let err = call_json(&host, &f, "big", &["5000"], &small)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::OutputTooLarge {
+                size: 5000,
+                limit: 1000
+            }
+        ),
+        "{err}"
+    );
     let (v, _) = call_json(&host, &f, "big", &["10"], &small).await.unwrap();
     assert_eq!(v, json!("xxxxxxxxxx"));
 }
@@ -103,11 +153,21 @@ async fn output_over_the_cap_is_refused() {
 async fn stdio_is_captured_and_bounded() {
     let host = host();
     let f = load(&host, "faults");
-    let (_, out) = call_json(&host, &f, "chatty", &["3"], &limits()).await.unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout.bytes), "stdout line 0\nstdout line 1\nstdout line 2\n");
+    let (_, out) = call_json(&host, &f, "chatty", &["3"], &limits())
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout.bytes),
+        "stdout line 0\nstdout line 1\nstdout line 2\n"
+    );
     assert!(String::from_utf8_lossy(&out.stderr.bytes).starts_with("stderr line 0\n"));
-    let tight = Limits { stdio: 100, ..limits() };
-    let (v, out) = call_json(&host, &f, "chatty", &["1000"], &tight).await.unwrap();
+    let tight = Limits {
+        stdio: 100,
+        ..limits()
+    };
+    let (v, out) = call_json(&host, &f, "chatty", &["1000"], &tight)
+        .await
+        .unwrap();
     assert_eq!(v, json!(1000), "a full buffer must not fail the guest");
     assert_eq!(out.stdout.bytes.len(), 100);
     assert!(out.stdout.dropped > 10_000);
@@ -125,12 +185,30 @@ async fn log_lines_and_progress_reach_the_host() {
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         })),
     };
-    let out = host.call(&f, e, &e.args_from_json_strs(&["3"]).unwrap(), &limits(), &opts).await.unwrap();
+    let out = host
+        .call(
+            &f,
+            e,
+            &e.args_from_json_strs(&["3"]).unwrap(),
+            &limits(),
+            &opts,
+        )
+        .await
+        .unwrap();
     assert_eq!(out.logs.len(), 6);
     assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 6);
-    assert!(matches!(&out.logs[0], ferry_host::LogEvent::Line { message, fields, .. }
-        if message == "step" && fields == &[("i".to_owned(), "0".to_owned())]));
-    assert!(matches!(&out.logs[5], ferry_host::LogEvent::Progress { done: 3, total: 3, .. }));
+    assert!(
+        matches!(&out.logs[0], ferry_host::LogEvent::Line { message, fields, .. }
+        if message == "step" && fields == &[("i".to_owned(), "0".to_owned())])
+    );
+    assert!(matches!(
+        &out.logs[5],
+        ferry_host::LogEvent::Progress {
+            done: 3,
+            total: 3,
+            ..
+        }
+    ));
 }
 
 #[tokio::test]
@@ -144,10 +222,14 @@ async fn concurrent_failures_do_not_disturb_a_good_call() {
         let b = call_json(&host, &faults, "hog", &["1024"], &lim);
         let c = call_json(&host, &faults, "boom", &[r#""x""#], &lim);
         let (a, b, c) = tokio::join!(a, b, c);
-        (a.unwrap_err().kind(), b.unwrap_err().kind(), c.unwrap_err().kind())
+        (
+            a.unwrap_err().kind(),
+            b.unwrap_err().kind(),
+            c.unwrap_err().kind(),
+        )
     };
     let good = call_json(&host, &pi, "pi", &["200000", "7"], &dflt);
     let (kinds, good) = tokio::join!(bad, good);
     assert_eq!(kinds, ("timeout", "out-of-memory", "trap"));
-    assert!((good.unwrap().0.as_f64().unwrap() - 3.14).abs() < 0.05);
+    assert!((good.unwrap().0.as_f64().unwrap() - std::f64::consts::PI).abs() < 0.05);
 }

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use ferry_host::{CallOptions, Error, Limits};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// Calls through JSON values and through MessagePack; both must give `expected`.
 async fn roundtrip(export: &str, args: Vec<Value>, expected: Value) {
@@ -13,13 +13,25 @@ async fn roundtrip(export: &str, args: Vec<Value>, expected: Value) {
     let f = load(&host, "types");
     let e = f.export(export).unwrap();
 
-    let vals = e.args_from_json(&args).unwrap_or_else(|err| panic!("{export}: {err}"));
-    let out = host.call(&f, e, &vals, &Limits::default(), &CallOptions::default()).await.unwrap();
-    assert_eq!(e.result_to_json(out.result.as_ref()).unwrap(), expected, "{export} via JSON");
+    let vals = e
+        .args_from_json(&args)
+        .unwrap_or_else(|err| panic!("{export}: {err}"));
+    let out = host
+        .call(&f, e, &vals, &Limits::default(), &CallOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        e.result_to_json(out.result.as_ref()).unwrap(),
+        expected,
+        "{export} via JSON"
+    );
 
     let packed = rmp_serde::to_vec(&args).unwrap();
     let vals = e.args_from_msgpack(&packed).unwrap();
-    let out = host.call(&f, e, &vals, &Limits::default(), &CallOptions::default()).await.unwrap();
+    let out = host
+        .call(&f, e, &vals, &Limits::default(), &CallOptions::default())
+        .await
+        .unwrap();
     let bytes = e.result_to_msgpack(out.result.as_ref()).unwrap();
     let back: Value = rmp_serde::from_slice(&bytes).unwrap();
     assert_eq!(back, expected, "{export} via MessagePack");
@@ -40,19 +52,47 @@ async fn scalars() {
             json!(i64::MIN),
             json!(u64::MAX),
         ],
-        json!([-128, 255, -32768, 65535, -2147483648i64, 4294967295u64, i64::MIN, u64::MAX]),
+        json!([
+            -128,
+            255,
+            -32768,
+            65535,
+            -2147483648i64,
+            4294967295u64,
+            i64::MIN,
+            u64::MAX
+        ]),
     )
     .await;
-    roundtrip("echo-floats", vec![json!(1.5), json!(-2.25e300)], json!([1.5, -2.25e300])).await;
+    roundtrip(
+        "echo-floats",
+        vec![json!(1.5), json!(-2.25e300)],
+        json!([1.5, -2.25e300]),
+    )
+    .await;
     roundtrip("echo-char", vec![json!("λ")], json!("λ")).await;
-    roundtrip("echo-string", vec![json!("hello, 世界")], json!("hello, 世界")).await;
+    roundtrip(
+        "echo-string",
+        vec![json!("hello, 世界")],
+        json!("hello, 世界"),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn sixty_four_bit_integers_accept_decimal_strings() {
     roundtrip(
         "echo-ints",
-        vec![json!(1), json!(2), json!(3), json!(4), json!(5), json!(6), json!("-9223372036854775808"), json!("18446744073709551615")],
+        vec![
+            json!(1),
+            json!(2),
+            json!(3),
+            json!(4),
+            json!(5),
+            json!(6),
+            json!("-9223372036854775808"),
+            json!("18446744073709551615"),
+        ],
         json!([1, 2, 3, 4, 5, 6, i64::MIN, u64::MAX]),
     )
     .await;
@@ -60,9 +100,24 @@ async fn sixty_four_bit_integers_accept_decimal_strings() {
 
 #[tokio::test]
 async fn compound_types() {
-    roundtrip("echo-bytes", vec![json!([0, 1, 254, 255])], json!([0, 1, 254, 255])).await;
-    roundtrip("echo-point", vec![json!({"x": 1.5, "y": -2.0})], json!({"x": 1.5, "y": -2.0})).await;
-    roundtrip("echo-shape", vec![json!({"circle": 2.5})], json!({"circle": 2.5})).await;
+    roundtrip(
+        "echo-bytes",
+        vec![json!([0, 1, 254, 255])],
+        json!([0, 1, 254, 255]),
+    )
+    .await;
+    roundtrip(
+        "echo-point",
+        vec![json!({"x": 1.5, "y": -2.0})],
+        json!({"x": 1.5, "y": -2.0}),
+    )
+    .await;
+    roundtrip(
+        "echo-shape",
+        vec![json!({"circle": 2.5})],
+        json!({"circle": 2.5}),
+    )
+    .await;
     roundtrip(
         "echo-shape",
         vec![json!({"rectangle": {"x": 3.0, "y": 4.0}})],
@@ -74,8 +129,18 @@ async fn compound_types() {
     roundtrip("echo-option", vec![json!(null)], json!(null)).await;
     roundtrip("echo-option", vec![json!("some")], json!("some")).await;
     roundtrip("echo-result", vec![json!({"ok": 7})], json!({"ok": 7})).await;
-    roundtrip("echo-result", vec![json!({"err": "nope"})], json!({"err": "nope"})).await;
-    roundtrip("echo-flags", vec![json!(["execute", "read"])], json!(["read", "execute"])).await;
+    roundtrip(
+        "echo-result",
+        vec![json!({"err": "nope"})],
+        json!({"err": "nope"}),
+    )
+    .await;
+    roundtrip(
+        "echo-flags",
+        vec![json!(["execute", "read"])],
+        json!(["read", "execute"]),
+    )
+    .await;
     roundtrip("echo-flags", vec![json!([])], json!([])).await;
     roundtrip("check", vec![json!(false)], json!({"ok": null})).await;
     roundtrip("check", vec![json!(true)], json!({"err": "asked to fail"})).await;
@@ -100,11 +165,25 @@ async fn everything_at_once() {
 async fn the_guest_reads_what_was_sent() {
     let host = host();
     let f = load(&host, "types");
-    let (sum, _) = call_json(&host, &f, "sum", &["[1, 2, 3, 4294967295]"], &Limits::default()).await.unwrap();
+    let (sum, _) = call_json(
+        &host,
+        &f,
+        "sum",
+        &["[1, 2, 3, 4294967295]"],
+        &Limits::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(sum, json!(4294967301u64));
-    let (area, _) = call_json(&host, &f, "area", &[r#"{"rectangle": {"x": 3, "y": 4}}"#], &Limits::default())
-        .await
-        .unwrap();
+    let (area, _) = call_json(
+        &host,
+        &f,
+        "area",
+        &[r#"{"rectangle": {"x": 3, "y": 4}}"#],
+        &Limits::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(area, json!(12.0));
 }
 
@@ -115,12 +194,18 @@ async fn exports_are_found_by_short_and_full_name_and_printed_as_wit() {
     let full = "ferry-examples:types/types#echo-point";
     assert_eq!(f.export("echo-point").unwrap().name(), full);
     assert_eq!(f.export(full).unwrap().name(), full);
-    assert_eq!(f.export("echo-point").unwrap().to_string(), format!("{full}: func(p: point) -> point"));
+    assert_eq!(
+        f.export("echo-point").unwrap().to_string(),
+        format!("{full}: func(p: point) -> point")
+    );
     assert_eq!(
         f.export("echo-result").unwrap().signature().to_string(),
         "func(r: result<u32, string>) -> result<u32, string>"
     );
-    assert_eq!(f.export("check").unwrap().signature().to_string(), "func(fail: bool) -> result<_, string>");
+    assert_eq!(
+        f.export("check").unwrap().signature().to_string(),
+        "func(fail: bool) -> result<_, string>"
+    );
     match f.export("no-such-thing") {
         Err(Error::UnknownExport { name, available }) => {
             assert_eq!(name, "no-such-thing");
@@ -135,21 +220,63 @@ async fn bad_arguments_name_the_argument_and_the_expected_type() {
     let host = host();
     let f = load(&host, "types");
     let cases: &[(&str, &[&str], &[&str])] = &[
-        ("echo-ints", &["1", "2"], &["expected 8 argument(s), got 2", "missing `c` (s16)"]),
-        ("echo-bool", &["true", "false"], &["expected 1 argument(s), got 2"]),
-        ("echo-point", &[r#"{"x": 1}"#], &["argument `p` (point)", "missing field `y`"]),
-        ("echo-point", &[r#"{"x": 1, "y": "a"}"#], &["argument `p`", "field `y`", "expected f32"]),
-        ("echo-point", &[r#"{"x": 1, "y": 2, "z": 3}"#], &["unknown field `z`"]),
-        ("echo-ints", &["300", "0", "0", "0", "0", "0", "0", "0"], &["argument `a` (s8)", "300"]),
-        ("echo-color", &[r#""purple""#], &["argument `c` (color)", "one of: red, green, blue"]),
+        (
+            "echo-ints",
+            &["1", "2"],
+            &["expected 8 argument(s), got 2", "missing `c` (s16)"],
+        ),
+        (
+            "echo-bool",
+            &["true", "false"],
+            &["expected 1 argument(s), got 2"],
+        ),
+        (
+            "echo-point",
+            &[r#"{"x": 1}"#],
+            &["argument `p` (point)", "missing field `y`"],
+        ),
+        (
+            "echo-point",
+            &[r#"{"x": 1, "y": "a"}"#],
+            &["argument `p`", "field `y`", "expected f32"],
+        ),
+        (
+            "echo-point",
+            &[r#"{"x": 1, "y": 2, "z": 3}"#],
+            &["unknown field `z`"],
+        ),
+        (
+            "echo-ints",
+            &["300", "0", "0", "0", "0", "0", "0", "0"],
+            &["argument `a` (s8)", "300"],
+        ),
+        (
+            "echo-color",
+            &[r#""purple""#],
+            &["argument `c` (color)", "one of: red, green, blue"],
+        ),
         ("echo-char", &[r#""ab""#], &["argument `c` (char)"]),
-        ("echo-shape", &[r#"{"hexagon": 1}"#], &["hexagon", "circle, rectangle, empty"]),
-        ("echo-flags", &[r#"["fly"]"#], &["fly", "read, write, execute"]),
+        (
+            "echo-shape",
+            &[r#"{"hexagon": 1}"#],
+            &["hexagon", "circle, rectangle, empty"],
+        ),
+        (
+            "echo-flags",
+            &[r#"["fly"]"#],
+            &["fly", "read, write, execute"],
+        ),
         ("echo-string", &["not json"], &["argument `s` (string)"]),
-        ("sum", &["[1, -1]"], &["argument `values` (list<u32>)", "[1]"]),
+        (
+            "sum",
+            &["[1, -1]"],
+            &["argument `values` (list<u32>)", "[1]"],
+        ),
     ];
     for (export, args, needles) in cases {
-        let err = call_json(&host, &f, export, args, &Limits::default()).await.unwrap_err();
+        let err = call_json(&host, &f, export, args, &Limits::default())
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), "bad-arguments", "{export}: {err}");
         let msg = err.to_string();
         for needle in *needles {
@@ -158,13 +285,26 @@ async fn bad_arguments_name_the_argument_and_the_expected_type() {
     }
     // MessagePack arity errors too.
     let e = f.export("echo-floats").unwrap();
-    let err = e.args_from_msgpack(&rmp_serde::to_vec(&(1.0,)).unwrap()).unwrap_err();
-    assert!(err.to_string().contains("missing argument `b` (f64)"), "{err}");
+    let err = e
+        .args_from_msgpack(&rmp_serde::to_vec(&(1.0,)).unwrap())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("missing argument `b` (f64)"),
+        "{err}"
+    );
     // MessagePack bin is accepted for list<u8>.
     let e = f.export("echo-bytes").unwrap();
     let bin = rmp_serde::to_vec(&(serde_bytes_like(&[1, 2, 3]),)).unwrap();
     let vals = e.args_from_msgpack(&bin).unwrap();
-    assert_eq!(vals, vec![ferry_host::Val::List(vec![1u8, 2, 3].into_iter().map(ferry_host::Val::U8).collect())]);
+    assert_eq!(
+        vals,
+        vec![ferry_host::Val::List(
+            vec![1u8, 2, 3]
+                .into_iter()
+                .map(ferry_host::Val::U8)
+                .collect()
+        )]
+    );
 }
 
 /// A byte string that serializes as MessagePack bin.

@@ -27,7 +27,12 @@ pub fn guest_target_dir() -> PathBuf {
 pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     // Flags meant for the host build must not leak into wasm builds.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+    ] {
         cmd.env_remove(var);
     }
     cmd
@@ -40,7 +45,13 @@ pub fn guest(name: &str) -> PathBuf {
     let built = BUILT.get_or_init(|| {
         let out = cargo()
             .current_dir(repo_root().join("examples"))
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--target-dir",
+            ])
             .arg(guest_target_dir())
             .output()
             .map_err(|e| format!("running cargo: {e}"))?;

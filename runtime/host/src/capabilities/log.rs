@@ -59,7 +59,12 @@ impl std::fmt::Display for LogEvent {
                 message,
                 fields,
             } => {
-                write!(f, "[{:>8.3}s {:<5}] {message}", at.as_secs_f64(), level.as_str())?;
+                write!(
+                    f,
+                    "[{:>8.3}s {:<5}] {message}",
+                    at.as_secs_f64(),
+                    level.as_str()
+                )?;
                 for (k, v) in fields {
                     write!(f, " {k}={v}")?;
                 }
@@ -70,7 +75,11 @@ impl std::fmt::Display for LogEvent {
                 done,
                 total,
                 message,
-            } => write!(f, "[{:>8.3}s progress] {done}/{total} {message}", at.as_secs_f64()),
+            } => write!(
+                f,
+                "[{:>8.3}s progress] {done}/{total} {message}",
+                at.as_secs_f64()
+            ),
         }
     }
 }
@@ -159,14 +168,21 @@ mod tests {
         let counter = seen.clone();
         let sink: LogSink = Arc::new(move |_| *counter.lock().unwrap() += 1);
         let mut state = LogState::new(2, Some(sink));
-        state.emit(wit::Level::Info, "one".into(), vec![("k".into(), "v".into())]);
+        state.emit(
+            wit::Level::Info,
+            "one".into(),
+            vec![("k".into(), "v".into())],
+        );
         state.progress(1, 3, "steps".into());
         state.emit(wit::Level::Warn, "three".into(), vec![]);
         assert_eq!(state.events.len(), 2);
         assert_eq!(state.dropped, 1);
         assert_eq!(*seen.lock().unwrap(), 3);
         let first = state.events[0].to_string();
-        assert!(first.contains("info") && first.contains("one k=v"), "{first}");
+        assert!(
+            first.contains("info") && first.contains("one k=v"),
+            "{first}"
+        );
         assert!(state.events[1].to_string().contains("1/3 steps"));
     }
 }

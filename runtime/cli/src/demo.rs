@@ -1,0 +1,99 @@
+//! `ferry demo`: shows ferry working, from a fresh checkout.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferry_host::{CallOptions, Host, HostConfig, Limits, LogEvent};
+
+#[derive(clap::Subcommand)]
+pub enum DemoCommand {
+    /// Build the example components and run them on this machine.
+    Local,
+}
+
+pub fn run(cmd: DemoCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        DemoCommand::Local => local(),
+    }
+}
+
+fn local() -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
+    let host = Host::new(HostConfig {
+        cache_dir: crate::local::default_cache_dir(),
+        ..HostConfig::default()
+    })?;
+    let opts = CallOptions {
+        log_sink: Some(Arc::new(|e: &LogEvent| println!("    guest log: {e}"))),
+    };
+
+    let hello = host.load_file(crate::guests::component("hello", None)?)?;
+    println!("hello  {}", hello.id());
+    for e in hello.exports() {
+        println!("  {e}");
+    }
+    let greet = hello.export("greet")?;
+    let out = runtime.block_on(host.call(
+        &hello,
+        greet,
+        &greet.args_from_json_strs(&["\"scientist\""])?,
+        &Limits::default(),
+        &opts,
+    ))?;
+    println!(
+        "  greet(\"scientist\") = {}",
+        greet.result_to_json(out.result.as_ref())?
+    );
+
+    let pi = host.load_file(crate::guests::component("pi", None)?)?;
+    println!("\npi     {}", pi.id());
+    let export = pi.export("pi")?;
+    for seed in [1, 2, 3] {
+        let args = export.args_from_json_strs(&["1000000".to_owned(), seed.to_string()])?;
+        let start = Instant::now();
+        let out = runtime.block_on(host.call(&pi, export, &args, &Limits::default(), &opts))?;
+        println!(
+            "  pi(10^6, seed {seed}) = {}   ({:.1} ms)",
+            export.result_to_json(out.result.as_ref())?,
+            start.elapsed().as_secs_f64() * 1e3
+        );
+    }
+
+    let faults = host.load_file(crate::guests::component("faults", None)?)?;
+    println!(
+        "\nfaults {}  (each failure is contained; the host keeps serving)",
+        faults.id()
+    );
+    let tight = Limits {
+        timeout: Duration::from_millis(200),
+        memory: 32 << 20,
+        ..Limits::default()
+    };
+    for (name, args) in [
+        ("spin", vec![]),
+        ("hog", vec!["512"]),
+        ("boom", vec!["\"on purpose\""]),
+    ] {
+        let export = faults.export(name)?;
+        let vals = export.args_from_json_strs(&args)?;
+        match runtime.block_on(host.call(&faults, export, &vals, &tight, &opts)) {
+            Ok(_) => println!("  {name}: unexpectedly succeeded"),
+            Err(e) => println!(
+                "  {name}: {} — {}",
+                e.kind(),
+                e.to_string().lines().next().unwrap_or_default()
+            ),
+        }
+    }
+    let stats = host.stats();
+    println!(
+        "\ncompiled {} component(s), {} from the on-disk cache; pooling allocator: {}",
+        stats.compiled,
+        stats.disk_hits,
+        host.pooling()
+    );
+    Ok(ExitCode::SUCCESS)
+}
