@@ -128,10 +128,12 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         &mut self,
         current: usize,
         desired: usize,
-        _maximum: Option<usize>,
+        maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let total = self.committed + (desired - current) as u64;
-        if total > self.limit {
+        // Past the memory's own maximum (or the pool's slot) the grow fails
+        // anyway; refuse it here so the failure reads as out-of-memory.
+        if total > self.limit || maximum.is_some_and(|m| desired > m) {
             self.refused = Some(total);
             return Ok(false);
         }
@@ -193,5 +195,11 @@ mod tests {
         assert!(!l.memory_growing(60, 80, None).unwrap());
         assert_eq!(l.refused, Some(110));
         assert_eq!(l.peak, 90);
+        let mut l = MemoryLimiter::new(1000);
+        assert!(
+            !l.memory_growing(0, 200, Some(100)).unwrap(),
+            "over the memory's own maximum"
+        );
+        assert_eq!(l.refused, Some(200));
     }
 }

@@ -273,3 +273,45 @@ impl fmt::Display for Signature {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_in_a_signature_are_named_as_unsupported() {
+        let sig = Signature {
+            params: vec![
+                ("n".into(), WitType::U32),
+                (
+                    "h".into(),
+                    WitType::List(Box::new(WitType::Unsupported("a resource handle".into()))),
+                ),
+            ],
+            result: None,
+        };
+        assert_eq!(
+            sig.unsupported().unwrap(),
+            "parameter `h` uses a resource handle"
+        );
+        let ok = Signature {
+            params: vec![],
+            result: Some(WitType::String),
+        };
+        assert_eq!(ok.unsupported(), None);
+    }
+
+    #[test]
+    fn anonymous_types_print_structurally() {
+        let t = WitType::Result {
+            ok: None,
+            err: Some(Box::new(WitType::Tuple(vec![WitType::U8, WitType::String]))),
+        };
+        assert_eq!(t.to_string(), "result<_, tuple<u8, string>>");
+        let r = WitType::Record(Arc::new(Record {
+            name: None,
+            fields: vec![("x".into(), WitType::F32)],
+        }));
+        assert_eq!(r.to_string(), "record { x: f32 }");
+    }
+}
