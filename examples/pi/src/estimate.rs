@@ -8,11 +8,19 @@ pub fn pi(num_points: u64, seed: u64) -> f64 {
         return 0.0;
     }
     let mut rng = Xoshiro256pp::new(seed);
-    let mut inside = 0u64;
-    for _ in 0..num_points {
+    let mut hit = || {
         let x = rng.next_unit();
         let y = rng.next_unit();
-        inside += u64::from(x * x + y * y <= 1.0);
+        u64::from(x * x + y * y <= 1.0)
+    };
+    // Two points per iteration halves the loop overhead (counter, and the
+    // epoch check a Wasm host inserts); the sequence of points is unchanged.
+    let mut inside = 0u64;
+    for _ in 0..num_points / 2 {
+        inside += hit() + hit();
+    }
+    if num_points % 2 == 1 {
+        inside += hit();
     }
     4.0 * inside as f64 / num_points as f64
 }
@@ -45,8 +53,10 @@ impl Xoshiro256pp {
         result
     }
 
-    /// A uniform f64 in [0, 1) from the top 53 bits.
+    /// A uniform f64 in [0, 1) from the top 52 bits: they become the mantissa
+    /// of a number in [1, 2), minus one. No integer-to-float conversion, which
+    /// Wasm only has in its unsigned form, a branchy sequence on x86.
     fn next_unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+        f64::from_bits(0x3ff0_0000_0000_0000 | (self.next_u64() >> 12)) - 1.0
     }
 }
