@@ -68,15 +68,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, Error> {
 
 /// Parses a size such as `64MiB`, `1GiB`, `512KiB`, `10MB` or `4096`.
 pub fn parse_bytes(text: &str) -> Result<u64, Error> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| Error::InvalidLimits(format!("`{text}` is not a size (try `64MiB`)")))?;
-    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+    let (value, unit) = number_and_unit(text)
+        .ok_or_else(|| Error::InvalidLimits(format!("`{text}` is not a size (try `64MiB`)")))?;
+    let scale: f64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "k" | "kib" => 1024.0,
         "m" | "mib" => 1024.0 * 1024.0,
@@ -99,6 +93,16 @@ pub fn parse_bytes(text: &str) -> Result<u64, Error> {
         )));
     }
     Ok(bytes as u64)
+}
+
+/// Splits `1.5ms` into `(1.5, "ms")`.
+fn number_and_unit(text: &str) -> Option<(f64, &str)> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    Some((number.parse().ok()?, unit.trim()))
 }
 
 /// Enforces [`Limits::memory`] across every memory of one instance and
