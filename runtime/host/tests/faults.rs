@@ -233,3 +233,31 @@ async fn concurrent_failures_do_not_disturb_a_good_call() {
     assert_eq!(kinds, ("timeout", "out-of-memory", "trap"));
     assert!((good.unwrap().0.as_f64().unwrap() - std::f64::consts::PI).abs() < 0.05);
 }
+
+#[tokio::test]
+async fn fuel_stops_a_loop_when_metered_and_is_refused_when_not() {
+    let metered = ferry_host::Host::new(ferry_host::HostConfig {
+        fuel: true,
+        ..ferry_host::HostConfig::default()
+    })
+    .unwrap();
+    let f = load(&metered, "faults");
+    let budget = Limits {
+        fuel: Some(1_000_000),
+        timeout: Duration::from_secs(30),
+        ..limits()
+    };
+    let err = call_json(&metered, &f, "spin", &[], &budget)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::OutOfFuel { fuel: 1_000_000 }), "{err}");
+    still_serves(&metered).await;
+
+    let unmetered = host();
+    let f = load(&unmetered, "faults");
+    let err = call_json(&unmetered, &f, "spin", &[], &budget)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "invalid-limits");
+    assert!(err.to_string().contains("fuel metering"), "{err}");
+}
