@@ -1,10 +1,12 @@
-//! Finds the example components for `ferry bench`, building them from the
-//! checkout this binary came from when no path is given.
+//! Finds the example components for `ferry bench` and `ferry demo`, building
+//! them (once per process) from the checkout this binary came from when no
+//! path is given.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 pub fn component(name: &str, explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(path) = explicit {
@@ -16,23 +18,11 @@ pub fn component(name: &str, explicit: Option<PathBuf>) -> anyhow::Result<PathBu
         bail!("no ferry checkout next to this binary; pass --component PATH/TO/{name}.wasm");
     }
     let target = repo.join("target/guests");
-    eprintln!("building the example components (cargo build --release --target wasm32-wasip2)...");
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .current_dir(&examples)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--target-dir",
-        ])
-        .arg(&target)
-        .status()
-        .context("running cargo to build the example components")?;
-    if !status.success() {
-        bail!("building the example components failed");
-    }
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| build(&examples, &target))
+        .clone()
+        .map_err(anyhow::Error::msg)?;
     let path = target.join(format!(
         "wasm32-wasip2/release/{}.wasm",
         name.replace('-', "_")
@@ -41,4 +31,26 @@ pub fn component(name: &str, explicit: Option<PathBuf>) -> anyhow::Result<PathBu
         bail!("no component at {}", path.display());
     }
     Ok(path)
+}
+
+fn build(examples: &Path, target: &Path) -> Result<(), String> {
+    eprintln!("building the example components (cargo build --release --target wasm32-wasip2)...");
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(examples)
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
+        .arg(target)
+        .status()
+        .map_err(|e| format!("running cargo to build the example components: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err("building the example components failed".to_owned())
+    }
 }
