@@ -1,8 +1,37 @@
-//! ferry's wire protocol.
-//!
-//! The gRPC services (`ferry/v1/*.proto`, compiled with tonic-prost-build and
-//! protox) arrive with the fabric. Until then this crate pins the protocol
-//! version that every other crate reports.
+//! ferry's wire protocol (`proto/ferry/v1/ferry.proto`), generated at build
+//! time with protox and tonic-prost-build.
+
+#![allow(clippy::all, missing_docs)]
 
 /// Version of the ferry protocol spoken by this build.
 pub const PROTOCOL_VERSION: &str = "ferry.v1";
+
+pub mod v1 {
+    tonic::include_proto!("ferry.v1");
+
+    /// The encoded descriptor set, for gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("ferry_descriptor");
+
+    impl TaskState {
+        /// Whether no further change can happen.
+        pub fn is_terminal(self) -> bool {
+            matches!(
+                self,
+                TaskState::Succeeded | TaskState::Failed | TaskState::Cancelled
+            )
+        }
+
+        /// The name `ferry status` and the CLI print.
+        pub fn label(self) -> &'static str {
+            match self {
+                TaskState::Unspecified => "unspecified",
+                TaskState::WaitingForEndpoint => "waiting-for-endpoint",
+                TaskState::Dispatched => "dispatched",
+                TaskState::Running => "running",
+                TaskState::Succeeded => "succeeded",
+                TaskState::Failed => "failed",
+                TaskState::Cancelled => "cancelled",
+            }
+        }
+    }
+}
