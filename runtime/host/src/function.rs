@@ -173,6 +173,19 @@ impl Export {
         }))
     }
 
+    /// Encodes arguments (already checked against this export) as the
+    /// MessagePack array that [`Export::args_from_msgpack`] reads.
+    pub fn args_to_msgpack(&self, args: &[Val]) -> Result<Vec<u8>, Error> {
+        let typed: Vec<Typed<'_>> = self
+            .params()
+            .iter()
+            .zip(args)
+            .map(|((_, t), v)| Typed(t, v))
+            .collect();
+        rmp_serde::to_vec(&typed)
+            .map_err(|e| Error::Internal(format!("encoding arguments as MessagePack: {e}")))
+    }
+
     /// The result as JSON (`null` for a function without a result).
     pub fn result_to_json(&self, result: Option<&Val>) -> Result<serde_json::Value, Error> {
         match (self.result_type(), result) {

@@ -56,6 +56,19 @@ impl<'de> Visitor<'de> for ArgsSeed<'_> {
         write!(f, "an array of {} argument(s)", self.0.len())
     }
 
+    /// `nil` (Rust's `()`) is the argument list of a function without parameters.
+    fn visit_unit<E: de::Error>(self) -> Result<Vec<Val>, E> {
+        if self.0.is_empty() {
+            Ok(Vec::new())
+        } else {
+            Err(E::invalid_type(de::Unexpected::Unit, &self))
+        }
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Vec<Val>, E> {
+        self.visit_unit()
+    }
+
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Val>, A::Error> {
         let mut out = Vec::with_capacity(self.0.len());
         for (name, ty) in self.0 {

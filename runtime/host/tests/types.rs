@@ -292,6 +292,18 @@ async fn bad_arguments_name_the_argument_and_the_expected_type() {
         err.to_string().contains("missing argument `b` (f64)"),
         "{err}"
     );
+    // `()` is the argument list of a function without parameters.
+    let e = f.export("nothing").unwrap();
+    assert_eq!(
+        e.args_from_msgpack(&rmp_serde::to_vec(&()).unwrap())
+            .unwrap(),
+        vec![]
+    );
+    let e = f.export("echo-bool").unwrap();
+    assert!(
+        e.args_from_msgpack(&rmp_serde::to_vec(&()).unwrap())
+            .is_err()
+    );
     // MessagePack bin is accepted for list<u8>.
     let e = f.export("echo-bytes").unwrap();
     let bin = rmp_serde::to_vec(&(serde_bytes_like(&[1, 2, 3]),)).unwrap();
@@ -318,4 +330,21 @@ impl serde::Serialize for Bin<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(self.0)
     }
+}
+
+#[tokio::test]
+async fn json_arguments_reencode_as_msgpack_losslessly() {
+    let host = host();
+    let f = load(&host, "types");
+    let e = f.export("echo-everything").unwrap();
+    let arg = json!({
+        "flag": false, "small": 1, "byte": 2, "short": 3, "ushort": 4, "int": 5, "uint": 6,
+        "long": "-7", "ulong": "18446744073709551615", "single": 0.25, "double": 0.5, "letter": "é",
+        "text": "t", "numbers": [], "blob": [255], "origin": {"x": 1.0, "y": 2.0}, "pair": ["p", 9],
+        "shape": "empty", "color": "red", "maybe": "m", "outcome": {"ok": 1}, "perms": ["read"],
+        "nested": []
+    });
+    let vals = e.args_from_json(&[arg]).unwrap();
+    let packed = e.args_to_msgpack(&vals).unwrap();
+    assert_eq!(e.args_from_msgpack(&packed).unwrap(), vals);
 }
