@@ -1,0 +1,669 @@
+//! The gRPC face of [`Service`]: functions, tasks, endpoints, plus health and
+//! reflection so that `grpcurl` can list and call everything.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use ferry_host::{Error as HostError, Function, FunctionId};
+use ferry_proto::v1::{
+    self as pb, CancelTasks, ServiceMessage, TaskState, Welcome, endpoint_message,
+    endpoints_server, functions_server, service_message, submit_request, tasks_server,
+};
+use futures::Stream;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::Service;
+use crate::sched::{Session, info, now_ms, set_state};
+use crate::store::{FunctionRecord, TaskRecord};
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+const CHUNK: usize = 1 << 20;
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    Status::internal(format!("{e:#}"))
+}
+
+fn host_status(e: HostError) -> Status {
+    match &e {
+        HostError::BadComponent(_) => Status::invalid_argument(e.to_string()),
+        HostError::UngrantedImport { .. } => Status::failed_precondition(e.to_string()),
+        HostError::UnknownExport { .. } | HostError::AmbiguousExport { .. } => {
+            Status::not_found(e.to_string())
+        }
+        HostError::BadArguments { .. } | HostError::UnsupportedSignature { .. } => {
+            Status::invalid_argument(e.to_string())
+        }
+        _ => Status::internal(e.to_string()),
+    }
+}
+
+/// Time-ordered, unique task ids: `<ms>-<sequence>-<random>` in hex.
+fn new_task_id() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut h = blake3::Hasher::new();
+    h.update(&nanos.to_le_bytes());
+    h.update(&seq.to_le_bytes());
+    h.update(&std::process::id().to_le_bytes());
+    let r = h.finalize();
+    format!(
+        "{:012x}-{:08x}-{}",
+        nanos / 1_000_000,
+        seq & 0xffff_ffff,
+        &r.to_hex()[..8]
+    )
+}
+
+impl Service {
+    /// The compiled function, from memory, the compiled cache or the store.
+    fn function(&self, id: &str) -> Result<Arc<Function>, Status> {
+        let fid = FunctionId::parse(id).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if let Some(f) = self.inner.host.cached(fid).map_err(internal)? {
+            return Ok(f);
+        }
+        let bytes = self
+            .inner
+            .store
+            .function_bytes(id)
+            .map_err(internal)?
+            .ok_or_else(|| {
+                Status::not_found(format!("unknown function `{id}`; register it first"))
+            })?;
+        self.inner.host.load(&bytes).map_err(host_status)
+    }
+
+    /// Checks one submission and turns it into a record; nothing is stored yet.
+    fn prepare(
+        &self,
+        req: pb::SubmitRequest,
+        known: &std::collections::HashSet<String>,
+    ) -> Result<TaskRecord, Status> {
+        if !known.contains(&req.endpoint) {
+            let mut names: Vec<&str> = known.iter().map(String::as_str).collect();
+            names.sort();
+            return Err(Status::not_found(format!(
+                "unknown endpoint `{}`; known endpoints: {}",
+                req.endpoint,
+                if names.is_empty() {
+                    "(none yet)".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            )));
+        }
+        let f = self.function(&req.function_id)?;
+        let export = f.export(&req.export).map_err(host_status)?;
+        let vals = match req.args {
+            Some(submit_request::Args::Msgpack(bytes)) => {
+                self.check_size(bytes.len())?;
+                export.args_from_msgpack(&bytes)
+            }
+            Some(submit_request::Args::Json(text)) => {
+                self.check_size(text.len())?;
+                let values: Vec<serde_json::Value> = serde_json::from_str(&text).map_err(|e| {
+                    Status::invalid_argument(format!(
+                        "arguments must be a JSON array, one value per parameter: {e}"
+                    ))
+                })?;
+                export.args_from_json(&values)
+            }
+            None => export.args_from_json(&[]),
+        }
+        .map_err(host_status)?;
+        export.check_supported().map_err(host_status)?;
+        let args = export.args_to_msgpack(&vals).map_err(host_status)?;
+        let limits = req.limits.unwrap_or_default();
+        let now = now_ms();
+        Ok(TaskRecord {
+            id: new_task_id(),
+            endpoint: req.endpoint,
+            function_id: f.id().to_hex(),
+            export: export.name().to_owned(),
+            args,
+            limits: [limits.timeout_ms, limits.memory_bytes, limits.output_bytes],
+            state: TaskState::WaitingForEndpoint as i32,
+            history: vec![(TaskState::WaitingForEndpoint as i32, now)],
+            result: None,
+            error: None,
+        })
+    }
+
+    fn check_size(&self, len: usize) -> Result<(), Status> {
+        if len > self.inner.config.max_args_bytes {
+            return Err(Status::resource_exhausted(format!(
+                "arguments are {len} bytes, over the limit of {} bytes; pass large data as a blob",
+                self.inner.config.max_args_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Validates, stores durably, then queues and dispatches.
+    fn accept(&self, reqs: Vec<pb::SubmitRequest>) -> Result<Vec<String>, Status> {
+        let known = self.sched().known_endpoints.clone();
+        let mut records = Vec::with_capacity(reqs.len());
+        let many = reqs.len() > 1;
+        for (i, req) in reqs.into_iter().enumerate() {
+            match self.prepare(req, &known) {
+                Ok(r) => records.push(r),
+                Err(s) if many => {
+                    return Err(Status::new(
+                        s.code(),
+                        format!("task {i} of the batch: {}", s.message()),
+                    ));
+                }
+                Err(s) => return Err(s),
+            }
+        }
+        self.inner.store.put_tasks(&records).map_err(internal)?;
+        let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+        let mut s = self.sched();
+        let mut endpoints = Vec::new();
+        for r in records {
+            s.queues
+                .entry(r.endpoint.clone())
+                .or_default()
+                .push_back(r.id.clone());
+            if !endpoints.contains(&r.endpoint) {
+                endpoints.push(r.endpoint.clone());
+            }
+            s.tasks.insert(r.id.clone(), r);
+        }
+        for e in endpoints {
+            s.dispatch(&e);
+        }
+        Ok(ids)
+    }
+
+    fn task_info(&self, id: &str) -> Result<pb::TaskInfo, Status> {
+        if let Some(t) = self.sched().tasks.get(id) {
+            return Ok(info(t));
+        }
+        match self.inner.store.task(id).map_err(internal)? {
+            Some(t) => Ok(info(&t)),
+            None => Err(Status::not_found(format!("unknown task `{id}`"))),
+        }
+    }
+
+    /// Records outcomes: durable first, then visible to watchers.
+    fn finish(&self, sid: u64, outcomes: Vec<pb::TaskOutcome>) -> Result<(), Status> {
+        let mut finals = Vec::with_capacity(outcomes.len());
+        {
+            let mut s = self.sched();
+            for o in outcomes {
+                if let Some(sess) = s.sessions.get_mut(&sid) {
+                    sess.in_flight.remove(&o.task_id);
+                }
+                // First outcome wins; a late duplicate of a requeued task is dropped.
+                let Some(task) = s.tasks.get(&o.task_id) else {
+                    continue;
+                };
+                let mut rec = task.clone();
+                set_state(&mut rec, TaskState::Running, o.started_at_ms);
+                match o.outcome {
+                    Some(pb::task_outcome::Outcome::Result(bytes)) => {
+                        set_state(&mut rec, TaskState::Succeeded, o.finished_at_ms);
+                        rec.result = Some(bytes);
+                    }
+                    Some(pb::task_outcome::Outcome::Error(e)) => {
+                        set_state(&mut rec, TaskState::Failed, o.finished_at_ms);
+                        rec.error = Some((e.kind, e.message));
+                    }
+                    None => {
+                        set_state(&mut rec, TaskState::Failed, o.finished_at_ms);
+                        rec.error = Some((
+                            "internal".into(),
+                            "the endpoint sent an empty outcome".into(),
+                        ));
+                    }
+                }
+                finals.push(rec);
+            }
+        }
+        self.inner.store.put_tasks(&finals).map_err(internal)?;
+        let mut s = self.sched();
+        for rec in finals {
+            if s.tasks.remove(&rec.id).is_some() {
+                *s.finished.entry(rec.state).or_default() += 1;
+                s.notify(&rec);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl functions_server::Functions for Service {
+    async fn has(&self, req: Request<pb::HasRequest>) -> Result<Response<pb::HasResponse>, Status> {
+        let mut present = Vec::new();
+        for id in req.into_inner().ids {
+            if self.inner.store.function(&id).map_err(internal)?.is_some() {
+                present.push(id);
+            }
+        }
+        Ok(Response::new(pb::HasResponse { present }))
+    }
+
+    async fn register(
+        &self,
+        req: Request<Streaming<pb::RegisterChunk>>,
+    ) -> Result<Response<pb::FunctionInfo>, Status> {
+        let mut stream = req.into_inner();
+        let first = stream.message().await?.ok_or_else(|| {
+            Status::invalid_argument("empty upload: the first chunk must name the function id")
+        })?;
+        let id = first.id.trim().to_owned();
+        FunctionId::parse(&id).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let max = self.inner.config.max_component_bytes;
+        if first.total_size > max {
+            return Err(Status::resource_exhausted(format!(
+                "component is {} bytes, over the limit of {max} bytes",
+                first.total_size
+            )));
+        }
+        let mut bytes = first.data;
+        while let Some(chunk) = stream.message().await? {
+            bytes.extend_from_slice(&chunk.data);
+            if bytes.len() as u64 > max {
+                return Err(Status::resource_exhausted(format!(
+                    "component is over the limit of {max} bytes"
+                )));
+            }
+        }
+        if let Some(existing) = self.inner.store.function(&id).map_err(internal)? {
+            return Ok(Response::new(function_info(&existing)));
+        }
+        let actual = FunctionId::of(&bytes).to_hex();
+        if actual != id {
+            return Err(Status::invalid_argument(format!(
+                "hash mismatch: the upload claims to be `{id}` but its {} bytes hash to `{actual}`",
+                bytes.len()
+            )));
+        }
+        let f = self.inner.host.load(&bytes).map_err(host_status)?;
+        let record = FunctionRecord {
+            id: id.clone(),
+            size: bytes.len() as u64,
+            exports: f
+                .exports()
+                .iter()
+                .map(|e| (e.name().to_owned(), e.signature().to_string()))
+                .collect(),
+            imports: f.imports().to_vec(),
+            registered_at_ms: now_ms(),
+        };
+        self.inner
+            .store
+            .put_function(&record, &bytes)
+            .map_err(internal)?;
+        Ok(Response::new(function_info(&record)))
+    }
+
+    async fn get(
+        &self,
+        req: Request<pb::GetFunctionRequest>,
+    ) -> Result<Response<pb::FunctionInfo>, Status> {
+        let id = req.into_inner().id;
+        match self.inner.store.function(&id).map_err(internal)? {
+            Some(r) => Ok(Response::new(function_info(&r))),
+            None => Err(Status::not_found(format!("unknown function `{id}`"))),
+        }
+    }
+
+    async fn list(
+        &self,
+        _: Request<pb::ListFunctionsRequest>,
+    ) -> Result<Response<pb::ListFunctionsResponse>, Status> {
+        let mut functions: Vec<pb::FunctionInfo> = self
+            .inner
+            .store
+            .functions()
+            .map_err(internal)?
+            .iter()
+            .map(function_info)
+            .collect();
+        functions.sort_by_key(|f| f.registered_at_ms);
+        Ok(Response::new(pb::ListFunctionsResponse { functions }))
+    }
+}
+
+fn function_info(r: &FunctionRecord) -> pb::FunctionInfo {
+    pb::FunctionInfo {
+        id: r.id.clone(),
+        size: r.size,
+        exports: r
+            .exports
+            .iter()
+            .map(|(name, signature)| pb::ExportInfo {
+                name: name.clone(),
+                signature: signature.clone(),
+            })
+            .collect(),
+        imports: r.imports.clone(),
+        registered_at_ms: r.registered_at_ms,
+    }
+}
+
+#[tonic::async_trait]
+impl tasks_server::Tasks for Service {
+    async fn submit(
+        &self,
+        req: Request<pb::SubmitRequest>,
+    ) -> Result<Response<pb::SubmitResponse>, Status> {
+        let mut ids = self.accept(vec![req.into_inner()])?;
+        Ok(Response::new(pb::SubmitResponse {
+            task_id: ids.remove(0),
+        }))
+    }
+
+    async fn submit_batch(
+        &self,
+        req: Request<pb::SubmitBatchRequest>,
+    ) -> Result<Response<pb::SubmitBatchResponse>, Status> {
+        let task_ids = self.accept(req.into_inner().tasks)?;
+        Ok(Response::new(pb::SubmitBatchResponse { task_ids }))
+    }
+
+    async fn get(
+        &self,
+        req: Request<pb::GetTaskRequest>,
+    ) -> Result<Response<pb::TaskInfo>, Status> {
+        Ok(Response::new(self.task_info(&req.into_inner().task_id)?))
+    }
+
+    async fn cancel(
+        &self,
+        req: Request<pb::CancelRequest>,
+    ) -> Result<Response<pb::TaskInfo>, Status> {
+        let id = req.into_inner().task_id;
+        let rec = {
+            let mut s = self.sched();
+            let Some(mut rec) = s.tasks.get(&id).cloned() else {
+                drop(s);
+                return Ok(Response::new(self.task_info(&id)?));
+            };
+            set_state(&mut rec, TaskState::Cancelled, now_ms());
+            rec.error = Some(("cancelled".into(), "the task was cancelled".into()));
+            for sess in s.sessions.values_mut() {
+                if sess.in_flight.remove(&id) {
+                    let _ = sess.outbox.send(Ok(ServiceMessage {
+                        kind: Some(service_message::Kind::Cancel(CancelTasks {
+                            task_ids: vec![id.clone()],
+                        })),
+                    }));
+                }
+            }
+            rec
+        };
+        self.inner
+            .store
+            .put_tasks(std::slice::from_ref(&rec))
+            .map_err(internal)?;
+        let mut s = self.sched();
+        if s.tasks.remove(&id).is_some() {
+            *s.finished.entry(rec.state).or_default() += 1;
+            s.notify(&rec);
+        }
+        Ok(Response::new(info(&rec)))
+    }
+
+    type WatchStream = BoxStream<pb::TaskEvent>;
+
+    async fn watch(
+        &self,
+        req: Request<Streaming<pb::WatchRequest>>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let mut incoming = req.into_inner();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let wid = {
+            let mut s = self.sched();
+            let wid = s.fresh_id();
+            s.watch_txs.insert(wid, tx.clone());
+            wid
+        };
+        let service = self.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(req)) = incoming.message().await {
+                for id in req.task_ids {
+                    let mut s = service.sched();
+                    if s.tasks.contains_key(&id) {
+                        s.watchers.entry(id).or_default().push(wid);
+                        continue;
+                    }
+                    drop(s);
+                    // Finished (stored before it left memory) or unknown.
+                    let event = match service.inner.store.task(&id) {
+                        Ok(Some(t)) => Ok(pb::TaskEvent {
+                            task: Some(info(&t)),
+                        }),
+                        Ok(None) => Ok(pb::TaskEvent {
+                            task: Some(pb::TaskInfo {
+                                id: id.clone(),
+                                error: Some(pb::TaskError {
+                                    kind: "unknown-task".into(),
+                                    message: format!("unknown task `{id}`"),
+                                }),
+                                ..Default::default()
+                            }),
+                        }),
+                        Err(e) => Err(internal(e)),
+                    };
+                    if tx.send(event).is_err() {
+                        break;
+                    }
+                }
+            }
+            service.sched().watch_txs.remove(&wid);
+        });
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
+    }
+
+    async fn status(
+        &self,
+        _: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let s = self.sched();
+        let mut names: Vec<String> = s.known_endpoints.iter().cloned().collect();
+        names.sort();
+        let endpoints = names
+            .into_iter()
+            .map(|name| {
+                let sessions: Vec<&Session> =
+                    s.sessions.values().filter(|x| x.endpoint == name).collect();
+                pb::EndpointStatus {
+                    sessions: sessions.len() as u32,
+                    capacity: sessions.iter().map(|x| x.capacity).sum(),
+                    in_flight: sessions.iter().map(|x| x.in_flight.len() as u32).sum(),
+                    queued: s.queues.get(&name).map_or(0, |q| {
+                        q.iter().filter(|id| s.tasks.contains_key(*id)).count()
+                    }) as u64,
+                    last_heartbeat_ms: sessions
+                        .iter()
+                        .map(|x| x.last_seen_ms)
+                        .max()
+                        .or_else(|| s.last_heartbeat.get(&name).copied())
+                        .unwrap_or(0),
+                    online: !sessions.is_empty(),
+                    name,
+                }
+            })
+            .collect();
+        let mut counts: HashMap<i32, u64> = s.finished.clone();
+        for t in s.tasks.values() {
+            *counts.entry(t.state).or_default() += 1;
+        }
+        let mut tasks: Vec<pb::StateCount> = counts
+            .into_iter()
+            .map(|(state, count)| pb::StateCount { state, count })
+            .collect();
+        tasks.sort_by_key(|c| c.state);
+        Ok(Response::new(pb::StatusResponse { endpoints, tasks }))
+    }
+}
+
+#[tonic::async_trait]
+impl endpoints_server::Endpoints for Service {
+    type SessionStream = BoxStream<ServiceMessage>;
+
+    async fn session(
+        &self,
+        req: Request<Streaming<pb::EndpointMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let mut incoming = req.into_inner();
+        let hello = match incoming.message().await? {
+            Some(pb::EndpointMessage {
+                kind: Some(endpoint_message::Kind::Hello(h)),
+            }) => h,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "an endpoint session must start with Hello",
+                ));
+            }
+        };
+        let name = hello.name.trim().to_owned();
+        if name.is_empty() {
+            return Err(Status::invalid_argument("an endpoint needs a name"));
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sid = {
+            let mut s = self.sched();
+            let sid = s.fresh_id();
+            s.sessions.insert(
+                sid,
+                Session {
+                    endpoint: name.clone(),
+                    outbox: tx.clone(),
+                    credits: 0,
+                    capacity: hello.concurrency,
+                    in_flight: Default::default(),
+                    last_seen: Instant::now(),
+                    last_seen_ms: now_ms(),
+                },
+            );
+            sid
+        };
+        if self.sched().known_endpoints.insert(name.clone()) {
+            self.inner.store.put_endpoint(&name).map_err(internal)?;
+        }
+        let _ = tx.send(Ok(ServiceMessage {
+            kind: Some(service_message::Kind::Welcome(Welcome {
+                session_id: sid.to_string(),
+            })),
+        }));
+        let service = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let msg = match incoming.message().await {
+                    Ok(Some(m)) => m,
+                    _ => break,
+                };
+                {
+                    let mut s = service.sched();
+                    if let Some(sess) = s.sessions.get_mut(&sid) {
+                        sess.last_seen = Instant::now();
+                        sess.last_seen_ms = now_ms();
+                    }
+                }
+                match msg.kind {
+                    Some(endpoint_message::Kind::Credits(n)) => {
+                        let mut s = service.sched();
+                        if let Some(sess) = s.sessions.get_mut(&sid) {
+                            sess.credits = sess.credits.saturating_add(n);
+                            s.dispatch(&name);
+                        }
+                    }
+                    Some(endpoint_message::Kind::Results(batch)) => {
+                        if let Err(e) = service.finish(sid, batch.outcomes) {
+                            eprintln!("ferry-service: recording results failed: {e}");
+                        }
+                    }
+                    Some(endpoint_message::Kind::Heartbeat(_)) | None => {}
+                    Some(endpoint_message::Kind::Hello(_)) => {}
+                }
+            }
+            let mut s = service.sched();
+            s.last_heartbeat.insert(name.clone(), now_ms());
+            if s.drop_session(sid).is_some() {
+                s.dispatch(&name);
+            }
+        });
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
+    }
+
+    type FetchComponentStream = BoxStream<pb::ComponentChunk>;
+
+    async fn fetch_component(
+        &self,
+        req: Request<pb::FetchComponentRequest>,
+    ) -> Result<Response<Self::FetchComponentStream>, Status> {
+        let id = req.into_inner().id;
+        let bytes = self
+            .inner
+            .store
+            .function_bytes(&id)
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found(format!("unknown function `{id}`")))?;
+        let chunks: Vec<Result<pb::ComponentChunk, Status>> = bytes
+            .chunks(CHUNK)
+            .map(|c| Ok(pb::ComponentChunk { data: c.to_vec() }))
+            .collect();
+        Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
+    }
+}
+
+pub(crate) async fn serve(
+    service: Service,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    const MAX: usize = 64 << 20;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<functions_server::FunctionsServer<Service>>()
+        .await;
+    health
+        .set_serving::<tasks_server::TasksServer<Service>>()
+        .await;
+    health
+        .set_serving::<endpoints_server::EndpointsServer<Service>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(
+            functions_server::FunctionsServer::new(service.clone())
+                .max_decoding_message_size(MAX)
+                .max_encoding_message_size(MAX),
+        )
+        .add_service(
+            tasks_server::TasksServer::new(service.clone())
+                .max_decoding_message_size(MAX)
+                .max_encoding_message_size(MAX),
+        )
+        .add_service(
+            endpoints_server::EndpointsServer::new(service)
+                .max_decoding_message_size(MAX)
+                .max_encoding_message_size(MAX),
+        )
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await?;
+    Ok(())
+}
