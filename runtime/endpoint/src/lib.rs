@@ -1,0 +1,381 @@
+//! `ferry-endpoint`: the agent that runs tasks.
+//!
+//! It dials the service (it never listens), holds one stream, advertises free
+//! slots as credits, fetches unseen components by hash and verifies them,
+//! compiles each once into the on-disk cache, runs tasks on `ferry-host` and
+//! streams results back in batches. A broken stream is redialled with backoff;
+//! the service has already requeued whatever was in flight.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use ferry_host::{CallOptions, Function, FunctionId, Host, HostConfig, Limits};
+use ferry_proto::v1::{
+    Assignment, EndpointMessage, FetchComponentRequest, Heartbeat, Hello, ResultBatch, TaskError,
+    TaskOutcome, endpoint_message, endpoints_client::EndpointsClient, service_message,
+    task_outcome,
+};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+
+/// An endpoint's configuration (the TOML file of `ferry endpoint start --config`).
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    pub name: String,
+    pub service: String,
+    /// Tasks run at once (default: the number of cores).
+    pub concurrency: u32,
+    /// Limits for tasks whose submission sets none.
+    pub limits: Limits,
+    /// Compiled components (`<blake3>.<engine>.cwasm`).
+    pub cache_dir: Option<PathBuf>,
+    pub heartbeat: Duration,
+}
+
+impl EndpointConfig {
+    pub fn new(name: impl Into<String>, service: impl Into<String>) -> Self {
+        EndpointConfig {
+            name: name.into(),
+            service: service.into(),
+            concurrency: std::thread::available_parallelism().map_or(2, |n| n.get() as u32),
+            limits: Limits::default(),
+            cache_dir: None,
+            heartbeat: Duration::from_secs(2),
+        }
+    }
+
+    /// Reads a TOML config; keys: `name`, `service`, `concurrency`,
+    /// `cache_dir`, `heartbeat`, and `[limits]` with `timeout`, `memory`,
+    /// `output` (e.g. `"5s"`, `"64MiB"`).
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct File {
+            name: String,
+            service: Option<String>,
+            concurrency: Option<u32>,
+            cache_dir: Option<PathBuf>,
+            heartbeat: Option<String>,
+            limits: Option<FileLimits>,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct FileLimits {
+            timeout: Option<String>,
+            memory: Option<String>,
+            output: Option<String>,
+        }
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let f: File = toml::from_str(&text)
+            .with_context(|| format!("in endpoint config {}", path.display()))?;
+        let mut c = EndpointConfig::new(
+            f.name,
+            f.service.unwrap_or_else(|| "http://127.0.0.1:7171".into()),
+        );
+        if let Some(n) = f.concurrency {
+            anyhow::ensure!(n > 0, "concurrency must be at least 1");
+            c.concurrency = n;
+        }
+        c.cache_dir = f.cache_dir;
+        if let Some(h) = f.heartbeat {
+            c.heartbeat = ferry_host::parse_duration(&h)?;
+        }
+        if let Some(l) = f.limits {
+            if let Some(t) = l.timeout {
+                c.limits.timeout = ferry_host::parse_duration(&t)?;
+            }
+            if let Some(m) = l.memory {
+                c.limits.memory = ferry_host::parse_bytes(&m)?;
+            }
+            if let Some(o) = l.output {
+                c.limits.output = ferry_host::parse_bytes(&o)?;
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// Runs the endpoint until `shutdown` resolves, redialling as needed.
+pub async fn run(
+    config: EndpointConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let host = Host::new(HostConfig {
+        cache_dir: config.cache_dir.clone(),
+        max_instances: (config.concurrency * 2).max(16),
+        ..HostConfig::default()
+    })?;
+    let agent = Arc::new(Agent {
+        config,
+        host,
+        fetching: tokio::sync::Mutex::new(()),
+    });
+    tokio::pin!(shutdown);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            r = agent.clone().session() => {
+                match r {
+                    Ok(()) => {
+                        eprintln!("ferry-endpoint `{}`: the service closed the session; redialling", agent.config.name);
+                        backoff = Duration::from_millis(100);
+                    }
+                    Err(e) => eprintln!("ferry-endpoint `{}`: {e:#}; retrying in {backoff:?}", agent.config.name),
+                }
+            }
+        }
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+struct Agent {
+    config: EndpointConfig,
+    host: Host,
+    fetching: tokio::sync::Mutex<()>,
+}
+
+type Running = Arc<Mutex<HashMap<String, JoinHandle<()>>>>;
+
+impl Agent {
+    async fn session(self: Arc<Self>) -> anyhow::Result<()> {
+        let channel = tonic::transport::Endpoint::from_shared(self.config.service.clone())
+            .with_context(|| format!("bad service URL `{}`", self.config.service))?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .with_context(|| format!("cannot reach the service at {}", self.config.service))?;
+        let mut client = EndpointsClient::new(channel).max_decoding_message_size(64 << 20);
+        let (out, out_rx) = mpsc::channel::<EndpointMessage>(1024);
+        let send = |kind| EndpointMessage { kind: Some(kind) };
+        out.send(send(endpoint_message::Kind::Hello(Hello {
+            name: self.config.name.clone(),
+            concurrency: self.config.concurrency,
+            version: env!("CARGO_PKG_VERSION").into(),
+        })))
+        .await?;
+        out.send(send(endpoint_message::Kind::Credits(
+            self.config.concurrency,
+        )))
+        .await?;
+        let mut incoming = client
+            .session(ReceiverStream::new(out_rx))
+            .await?
+            .into_inner();
+
+        let running: Running = Arc::default();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<TaskOutcome>();
+        // Results go up in batches: whatever finished while the last batch was sent.
+        let results_out = out.clone();
+        let batcher = tokio::spawn(async move {
+            while let Some(first) = done_rx.recv().await {
+                let mut outcomes = vec![first];
+                while outcomes.len() < 1024 {
+                    match done_rx.try_recv() {
+                        Ok(o) => outcomes.push(o),
+                        Err(_) => break,
+                    }
+                }
+                let n = outcomes.len() as u32;
+                let results = send(endpoint_message::Kind::Results(ResultBatch { outcomes }));
+                if results_out.send(results).await.is_err()
+                    || results_out
+                        .send(send(endpoint_message::Kind::Credits(n)))
+                        .await
+                        .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let beat_out = out.clone();
+        let period = self.config.heartbeat;
+        let heart = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                let at_ms = now_ms();
+                if beat_out
+                    .send(send(endpoint_message::Kind::Heartbeat(Heartbeat { at_ms })))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+
+        let result = loop {
+            let msg = match incoming.message().await {
+                Ok(Some(m)) => m,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(anyhow::Error::from(e).context("the session stream broke")),
+            };
+            match msg.kind {
+                Some(service_message::Kind::Welcome(w)) => {
+                    eprintln!(
+                        "ferry-endpoint `{}`: connected (session {})",
+                        self.config.name, w.session_id
+                    );
+                }
+                Some(service_message::Kind::Tasks(batch)) => {
+                    for a in batch.tasks {
+                        let id = a.task_id.clone();
+                        let agent = self.clone();
+                        let done = done_tx.clone();
+                        let running2 = running.clone();
+                        let handle = tokio::spawn(async move {
+                            let outcome = agent.run_task(a).await;
+                            running2
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .remove(&outcome.task_id);
+                            let _ = done.send(outcome);
+                        });
+                        running
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(id, handle);
+                    }
+                }
+                Some(service_message::Kind::Cancel(c)) => {
+                    let mut freed = 0;
+                    for id in c.task_ids {
+                        if let Some(h) = running
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&id)
+                        {
+                            h.abort();
+                            freed += 1;
+                        }
+                    }
+                    if freed > 0 {
+                        let _ = out.send(send(endpoint_message::Kind::Credits(freed))).await;
+                    }
+                }
+                Some(service_message::Kind::Heartbeat(_)) | None => {}
+            }
+        };
+        heart.abort();
+        batcher.abort();
+        // The service requeues what was in flight; stop working on it here.
+        for (_, h) in running.lock().unwrap_or_else(|p| p.into_inner()).drain() {
+            h.abort();
+        }
+        result
+    }
+
+    async fn run_task(&self, a: Assignment) -> TaskOutcome {
+        let started_at_ms = now_ms();
+        let outcome = match self.call(&a).await {
+            Ok(bytes) => task_outcome::Outcome::Result(bytes),
+            Err(e) => task_outcome::Outcome::Error(e),
+        };
+        TaskOutcome {
+            task_id: a.task_id,
+            outcome: Some(outcome),
+            started_at_ms,
+            finished_at_ms: now_ms(),
+        }
+    }
+
+    async fn call(&self, a: &Assignment) -> Result<Vec<u8>, TaskError> {
+        let err = |e: ferry_host::Error| TaskError {
+            kind: e.kind().into(),
+            message: e.to_string(),
+        };
+        let f = self.function(&a.function_id).await?;
+        let export = f.export(&a.export).map_err(err)?;
+        let args = export.args_from_msgpack(&a.args).map_err(err)?;
+        let mut limits = self.config.limits.clone();
+        if let Some(l) = &a.limits {
+            if l.timeout_ms > 0 {
+                limits.timeout = Duration::from_millis(l.timeout_ms);
+            }
+            if l.memory_bytes > 0 {
+                limits.memory = l.memory_bytes;
+            }
+            if l.output_bytes > 0 {
+                limits.output = l.output_bytes;
+            }
+        }
+        let out = self
+            .host
+            .call(&f, export, &args, &limits, &CallOptions::default())
+            .await
+            .map_err(err)?;
+        export.result_to_msgpack(out.result.as_ref()).map_err(err)
+    }
+
+    /// The compiled function: from memory, the on-disk cache, or fetched by
+    /// hash from the service and verified.
+    async fn function(&self, id: &str) -> Result<Arc<Function>, TaskError> {
+        let fail = |kind: &str, message: String| TaskError {
+            kind: kind.into(),
+            message,
+        };
+        let fid = FunctionId::parse(id).map_err(|e| fail("bad-component", e.to_string()))?;
+        if let Some(f) = self
+            .host
+            .cached(fid)
+            .map_err(|e| fail(e.kind(), e.to_string()))?
+        {
+            return Ok(f);
+        }
+        let _one_at_a_time = self.fetching.lock().await;
+        if let Some(f) = self
+            .host
+            .cached(fid)
+            .map_err(|e| fail(e.kind(), e.to_string()))?
+        {
+            return Ok(f);
+        }
+        let bytes = self
+            .fetch(id)
+            .await
+            .map_err(|e| fail("fetch", format!("fetching function {id}: {e:#}")))?;
+        let actual = FunctionId::of(&bytes);
+        if actual != fid {
+            return Err(fail(
+                "hash-mismatch",
+                format!("fetched bytes for {id} hash to {actual}; refusing to run them"),
+            ));
+        }
+        self.host
+            .load(&bytes)
+            .map_err(|e| fail(e.kind(), e.to_string()))
+    }
+
+    async fn fetch(&self, id: &str) -> anyhow::Result<Vec<u8>> {
+        let mut client = EndpointsClient::connect(self.config.service.clone())
+            .await?
+            .max_decoding_message_size(64 << 20);
+        let mut stream = client
+            .fetch_component(FetchComponentRequest { id: id.to_owned() })
+            .await?
+            .into_inner();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.message().await? {
+            bytes.extend_from_slice(&chunk.data);
+        }
+        Ok(bytes)
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
