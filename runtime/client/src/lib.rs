@@ -1,0 +1,463 @@
+//! `ferry-client`: the Rust SDK for a ferry service.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ferry_client::ClientError> {
+//! let client = ferry_client::Client::connect("http://127.0.0.1:7171").await?;
+//! let f = client.register(&std::fs::read("pi.wasm").unwrap()).await?;
+//! let pi: f64 = client.submit("local", &f.id, "pi", &(1_000_000u64, 42u64)).await?.await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Arguments and results are serde types carried as MessagePack; a tuple is
+//! the argument list. Futures resolve from one watch stream, never by polling.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use ferry_proto::v1::{
+    self as pb, TaskState, functions_client::FunctionsClient, submit_request,
+    tasks_client::TasksClient,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, oneshot};
+use tonic::transport::Channel;
+
+pub use ferry_proto::v1::{TaskInfo, TaskState as State};
+
+/// What can go wrong, from the connection to the task itself.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the ferry service at {url}: {message}")]
+    Connect { url: String, message: String },
+    /// The service refused the request (bad arguments, unknown function, ...).
+    #[error("{message} ({code:?})")]
+    Service { code: tonic::Code, message: String },
+    /// The task ran and failed, or was cancelled.
+    #[error("task {task_id} {kind}: {message}")]
+    Task {
+        task_id: String,
+        kind: String,
+        message: String,
+    },
+    #[error("cannot encode the arguments: {0}")]
+    Encode(String),
+    #[error("task {task_id}: cannot decode its result as the requested type: {message}")]
+    Decode { task_id: String, message: String },
+    #[error("lost the watch on task {0}")]
+    WatchLost(String),
+}
+
+impl From<tonic::Status> for ClientError {
+    fn from(s: tonic::Status) -> Self {
+        ClientError::Service {
+            code: s.code(),
+            message: s.message().to_owned(),
+        }
+    }
+}
+
+/// A registered function.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    /// The function id: blake3 hex of the component bytes.
+    pub id: String,
+    /// Whether bytes were sent (false when the service already had them).
+    pub uploaded: bool,
+    pub info: pb::FunctionInfo,
+}
+
+/// A connection to a ferry service. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    functions: FunctionsClient<Channel>,
+    tasks: TasksClient<Channel>,
+    watcher: Arc<Watcher>,
+}
+
+const MAX_MESSAGE: usize = 64 << 20;
+
+impl Client {
+    pub async fn connect(url: impl Into<String>) -> Result<Client, ClientError> {
+        let url = url.into();
+        let fail = |e: &dyn std::fmt::Display| ClientError::Connect {
+            url: url.clone(),
+            message: e.to_string(),
+        };
+        let channel = tonic::transport::Endpoint::from_shared(url.clone())
+            .map_err(|e| fail(&e))?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .map_err(|e| {
+                fail(&std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string()))
+            })?;
+        let tasks = TasksClient::new(channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        Ok(Client {
+            functions: FunctionsClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+            watcher: Watcher::start(tasks.clone()),
+            tasks,
+        })
+    }
+
+    /// Registers component bytes; uploads them only if the service lacks them.
+    pub async fn register(&self, bytes: &[u8]) -> Result<Registered, ClientError> {
+        let id = blake3::hash(bytes).to_hex().to_string();
+        let mut functions = self.functions.clone();
+        let has = functions
+            .has(pb::HasRequest {
+                ids: vec![id.clone()],
+            })
+            .await?
+            .into_inner();
+        if has.present.contains(&id) {
+            let info = functions
+                .get(pb::GetFunctionRequest { id: id.clone() })
+                .await?
+                .into_inner();
+            return Ok(Registered {
+                id,
+                uploaded: false,
+                info,
+            });
+        }
+        let total = bytes.len() as u64;
+        let chunks: Vec<pb::RegisterChunk> = bytes
+            .chunks(1 << 20)
+            .enumerate()
+            .map(|(i, c)| pb::RegisterChunk {
+                id: if i == 0 { id.clone() } else { String::new() },
+                total_size: total,
+                data: c.to_vec(),
+            })
+            .collect();
+        let chunks = if chunks.is_empty() {
+            vec![pb::RegisterChunk {
+                id: id.clone(),
+                total_size: 0,
+                data: vec![],
+            }]
+        } else {
+            chunks
+        };
+        let info = functions
+            .register(tokio_stream::iter(chunks))
+            .await?
+            .into_inner();
+        Ok(Registered {
+            id,
+            uploaded: true,
+            info,
+        })
+    }
+
+    /// Submits one call; `args` is the argument list (a tuple, or a `Vec` of
+    /// values). The future resolves with the result as `R`.
+    pub async fn submit<A: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        function: &str,
+        export: &str,
+        args: &A,
+    ) -> Result<TaskFuture<R>, ClientError> {
+        let req = request(endpoint, function, export, args)?;
+        let id = self.tasks.clone().submit(req).await?.into_inner().task_id;
+        Ok(self.result(&id))
+    }
+
+    /// Submits with the arguments as a JSON array; returns the task id.
+    pub async fn submit_json(
+        &self,
+        endpoint: &str,
+        function: &str,
+        export: &str,
+        json_args: &str,
+        limits: Option<pb::Limits>,
+    ) -> Result<String, ClientError> {
+        let req = pb::SubmitRequest {
+            endpoint: endpoint.into(),
+            function_id: function.into(),
+            export: export.into(),
+            args: Some(submit_request::Args::Json(json_args.into())),
+            limits,
+        };
+        Ok(self.tasks.clone().submit(req).await?.into_inner().task_id)
+    }
+
+    /// Submits many calls of one export in one request each 1,000 tasks.
+    pub async fn submit_batch<A: Serialize, R: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        function: &str,
+        export: &str,
+        args: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<TaskFuture<R>>, ClientError> {
+        let mut futures = Vec::new();
+        let mut batch = Vec::new();
+        for a in args {
+            batch.push(request(endpoint, function, export, &a)?);
+            if batch.len() == 1000 {
+                futures.extend(self.send_batch(std::mem::take(&mut batch)).await?);
+            }
+        }
+        if !batch.is_empty() {
+            futures.extend(self.send_batch(batch).await?);
+        }
+        Ok(futures)
+    }
+
+    /// `submit_batch` and await every result, in order.
+    pub async fn map<A: Serialize, R: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        function: &str,
+        export: &str,
+        args: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<R>, ClientError> {
+        let futures = self
+            .submit_batch::<A, R>(endpoint, function, export, args)
+            .await?;
+        let mut out = Vec::with_capacity(futures.len());
+        for f in futures {
+            out.push(f.await?);
+        }
+        Ok(out)
+    }
+
+    async fn send_batch<R: DeserializeOwned>(
+        &self,
+        tasks: Vec<pb::SubmitRequest>,
+    ) -> Result<Vec<TaskFuture<R>>, ClientError> {
+        let ids = self
+            .tasks
+            .clone()
+            .submit_batch(pb::SubmitBatchRequest { tasks })
+            .await?
+            .into_inner()
+            .task_ids;
+        Ok(ids.iter().map(|id| self.result(id)).collect())
+    }
+
+    /// A future for a task submitted earlier, by this process or another.
+    pub fn result<R: DeserializeOwned>(&self, task_id: &str) -> TaskFuture<R> {
+        TaskFuture {
+            task_id: task_id.to_owned(),
+            rx: self.watcher.watch(task_id),
+            _r: PhantomData,
+        }
+    }
+
+    /// The task's current state, without waiting.
+    pub async fn task(&self, task_id: &str) -> Result<TaskInfo, ClientError> {
+        Ok(self
+            .tasks
+            .clone()
+            .get(pb::GetTaskRequest {
+                task_id: task_id.into(),
+            })
+            .await?
+            .into_inner())
+    }
+
+    pub async fn cancel(&self, task_id: &str) -> Result<TaskInfo, ClientError> {
+        Ok(self
+            .tasks
+            .clone()
+            .cancel(pb::CancelRequest {
+                task_id: task_id.into(),
+            })
+            .await?
+            .into_inner())
+    }
+
+    pub async fn status(&self) -> Result<pb::StatusResponse, ClientError> {
+        Ok(self
+            .tasks
+            .clone()
+            .status(pb::StatusRequest {})
+            .await?
+            .into_inner())
+    }
+
+    pub async fn function(&self, id: &str) -> Result<pb::FunctionInfo, ClientError> {
+        Ok(self
+            .functions
+            .clone()
+            .get(pb::GetFunctionRequest { id: id.into() })
+            .await?
+            .into_inner())
+    }
+
+    pub async fn functions(&self) -> Result<Vec<pb::FunctionInfo>, ClientError> {
+        Ok(self
+            .functions
+            .clone()
+            .list(pb::ListFunctionsRequest {})
+            .await?
+            .into_inner()
+            .functions)
+    }
+}
+
+fn request<A: Serialize + ?Sized>(
+    endpoint: &str,
+    function: &str,
+    export: &str,
+    args: &A,
+) -> Result<pb::SubmitRequest, ClientError> {
+    let bytes = rmp_serde::to_vec(args).map_err(|e| ClientError::Encode(e.to_string()))?;
+    Ok(pb::SubmitRequest {
+        endpoint: endpoint.into(),
+        function_id: function.into(),
+        export: export.into(),
+        args: Some(submit_request::Args::Msgpack(bytes)),
+        limits: None,
+    })
+}
+
+/// Resolves to a task's result once the service pushes its final state.
+pub struct TaskFuture<R> {
+    task_id: String,
+    rx: oneshot::Receiver<TaskInfo>,
+    _r: PhantomData<fn() -> R>,
+}
+
+impl<R> TaskFuture<R> {
+    pub fn task_id(&self) -> &str {
+        &self.task_id
+    }
+}
+
+impl<R: DeserializeOwned> Future for TaskFuture<R> {
+    type Output = Result<R, ClientError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let info = match Pin::new(&mut self.rx).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(_)) => {
+                return Poll::Ready(Err(ClientError::WatchLost(self.task_id.clone())));
+            }
+            Poll::Ready(Ok(info)) => info,
+        };
+        Poll::Ready(decode(&self.task_id, info))
+    }
+}
+
+/// The result of a finished task as `R`, or its error.
+pub fn decode<R: DeserializeOwned>(task_id: &str, info: TaskInfo) -> Result<R, ClientError> {
+    if info.state == TaskState::Succeeded as i32 {
+        return rmp_serde::from_slice(&info.result).map_err(|e| ClientError::Decode {
+            task_id: task_id.to_owned(),
+            message: e.to_string(),
+        });
+    }
+    let (kind, message) = info
+        .error
+        .map(|e| (e.kind, e.message))
+        .unwrap_or_else(|| ("failed".into(), "no error recorded".into()));
+    Err(ClientError::Task {
+        task_id: task_id.to_owned(),
+        kind,
+        message,
+    })
+}
+
+/// One watch stream for the whole client, re-established (and every pending
+/// id re-sent) if it breaks.
+struct Watcher {
+    pending: Mutex<HashMap<String, Vec<oneshot::Sender<TaskInfo>>>>,
+    requests: mpsc::UnboundedSender<String>,
+}
+
+impl Watcher {
+    fn start(tasks: TasksClient<Channel>) -> Arc<Watcher> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let watcher = Arc::new(Watcher {
+            pending: Mutex::default(),
+            requests: tx,
+        });
+        tokio::spawn(Watcher::run(Arc::downgrade(&watcher), tasks, rx));
+        watcher
+    }
+
+    fn watch(&self, id: &str) -> oneshot::Receiver<TaskInfo> {
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.to_owned())
+            .or_default()
+            .push(tx);
+        let _ = self.requests.send(id.to_owned());
+        rx
+    }
+
+    async fn run(
+        me: std::sync::Weak<Watcher>,
+        mut tasks: TasksClient<Channel>,
+        mut requests: mpsc::UnboundedReceiver<String>,
+    ) {
+        loop {
+            let (out, out_rx) = mpsc::unbounded_channel::<pb::WatchRequest>();
+            // Re-send everything still pending (all of it, after a reconnect).
+            let Some(w) = me.upgrade() else { return };
+            let ids: Vec<String> = w
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .keys()
+                .cloned()
+                .collect();
+            drop(w);
+            if !ids.is_empty() {
+                let _ = out.send(pb::WatchRequest { task_ids: ids });
+            }
+            let stream = tasks
+                .watch(tokio_stream::wrappers::UnboundedReceiverStream::new(out_rx))
+                .await;
+            let mut events = match stream {
+                Ok(s) => s.into_inner(),
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            loop {
+                tokio::select! {
+                    id = requests.recv() => {
+                        let Some(id) = id else { return };
+                        let mut ids = vec![id];
+                        while let Ok(more) = requests.try_recv() {
+                            ids.push(more);
+                        }
+                        let _ = out.send(pb::WatchRequest { task_ids: ids });
+                    }
+                    event = events.message() => {
+                        let Ok(Some(event)) = event else { break };
+                        let Some(info) = event.task else { continue };
+                        let done = TaskState::try_from(info.state).is_ok_and(TaskState::is_terminal) || info.error.is_some();
+                        if !done {
+                            continue;
+                        }
+                        let Some(w) = me.upgrade() else { return };
+                        let senders = w.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&info.id);
+                        for s in senders.into_iter().flatten() {
+                            let _ = s.send(info.clone());
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
