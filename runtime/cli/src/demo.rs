@@ -10,11 +10,24 @@ use ferry_host::{CallOptions, Host, HostConfig, Limits, LogEvent};
 pub enum DemoCommand {
     /// Build the example components and run them on this machine.
     Local,
+    /// The seed experiment against a running fabric: 100 × pi(10^6) in
+    /// blocks of 1, 2, 4, 5, 10, 20 and 100 concurrent tasks.
+    Pi {
+        #[arg(long, default_value = "local")]
+        endpoint: String,
+        /// The `pi` component (default: build it from this checkout).
+        #[arg(long)]
+        component: Option<std::path::PathBuf>,
+    },
 }
 
-pub fn run(cmd: DemoCommand) -> anyhow::Result<ExitCode> {
+pub fn run(service: &crate::fabric::ServiceArg, cmd: DemoCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         DemoCommand::Local => local(),
+        DemoCommand::Pi {
+            endpoint,
+            component,
+        } => crate::fabric::demo_pi(service, endpoint, component),
     }
 }
 

@@ -37,11 +37,11 @@ pub struct RunArgs {
     verbose: bool,
 }
 
-fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+pub fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
     parse_duration(s).map_err(|e| e.to_string())
 }
 
-fn parse_bytes_arg(s: &str) -> Result<u64, String> {
+pub fn parse_bytes_arg(s: &str) -> Result<u64, String> {
     parse_bytes(s).map_err(|e| e.to_string())
 }
 

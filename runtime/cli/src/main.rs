@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod fabric;
 mod guests;
 mod local;
 mod scaffold;
@@ -18,6 +19,8 @@ use clap::{Parser, Subcommand};
     about = "A function fabric for science on WebAssembly components"
 )]
 struct Cli {
+    #[command(flatten)]
+    service: fabric::ServiceArg,
     #[command(subcommand)]
     command: Command,
 }
@@ -33,6 +36,29 @@ enum Command {
     Run(local::RunArgs),
     /// Create a new function crate that builds out of the box.
     New(scaffold::NewArgs),
+    /// Run a service and a local endpoint named `local` in one process.
+    Up(fabric::UpArgs),
+    /// Run the service alone.
+    Serve(fabric::ServeArgs),
+    /// Run an endpoint that dials a service.
+    #[command(subcommand)]
+    Endpoint(fabric::EndpointCommand),
+    /// Register, list and show functions on the service.
+    #[command(subcommand, name = "fn")]
+    Fn(fabric::FnCommand),
+    /// Submit a task; prints its id.
+    Submit(fabric::SubmitArgs),
+    /// Print a task's result as JSON.
+    Result {
+        task_id: String,
+        /// Wait for the task to finish.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Register (if needed), submit, wait and print the result.
+    Call(fabric::SubmitArgs),
+    /// Endpoints (state, capacity, last heartbeat) and task counts by state.
+    Status,
     /// Run a demonstration.
     #[command(subcommand)]
     Demo(demo::DemoCommand),
@@ -47,7 +73,15 @@ fn main() -> ExitCode {
         Command::Inspect { file } => local::inspect(&file),
         Command::Run(args) => local::run(args),
         Command::New(args) => scaffold::new(args),
-        Command::Demo(cmd) => demo::run(cmd),
+        Command::Up(args) => fabric::up(args),
+        Command::Serve(args) => fabric::serve(args),
+        Command::Endpoint(cmd) => fabric::endpoint(cmd),
+        Command::Fn(cmd) => fabric::func(&cli.service, cmd),
+        Command::Submit(args) => fabric::submit(&cli.service, args),
+        Command::Result { task_id, wait } => fabric::result(&cli.service, task_id, wait),
+        Command::Call(args) => fabric::call(&cli.service, args),
+        Command::Status => fabric::status(&cli.service),
+        Command::Demo(cmd) => demo::run(&cli.service, cmd),
         Command::Bench(cmd) => bench::run(cmd),
     };
     match result {

@@ -1,0 +1,409 @@
+//! The fabric commands: `up`, `serve`, `endpoint start`, `fn`, `submit`,
+//! `result`, `call`, `status` and `demo pi`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use ferry_client::{Client, ClientError, TaskInfo};
+use ferry_endpoint::EndpointConfig;
+use ferry_proto::v1::{self as pb, TaskState};
+use ferry_service::{Service, ServiceConfig};
+
+pub const DEFAULT_SERVICE: &str = "http://127.0.0.1:7171";
+
+#[derive(clap::Args, Clone)]
+pub struct ServiceArg {
+    /// The ferry service to talk to.
+    #[arg(long, env = "FERRY_SERVICE", default_value = DEFAULT_SERVICE, global = true)]
+    pub service: String,
+}
+
+#[derive(clap::Args)]
+pub struct UpArgs {
+    /// Where the store, components and compiled cache live.
+    #[arg(long, env = "FERRY_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[arg(long, default_value = "127.0.0.1:7171")]
+    listen: SocketAddr,
+    /// Tasks the local endpoint runs at once (default: cores).
+    #[arg(long)]
+    concurrency: Option<u32>,
+}
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    #[arg(long, env = "FERRY_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[arg(long, default_value = "127.0.0.1:7171")]
+    listen: SocketAddr,
+}
+
+#[derive(clap::Subcommand)]
+pub enum EndpointCommand {
+    /// Dial the service and run its tasks until stopped.
+    Start {
+        /// Service URL (overrides the config file).
+        #[arg(long, env = "FERRY_SERVICE")]
+        service: Option<String>,
+        /// Endpoint name (overrides the config file).
+        #[arg(long)]
+        name: Option<String>,
+        /// A TOML config: name, service, concurrency, cache_dir, [limits].
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        concurrency: Option<u32>,
+        /// Compiled-component cache (default: the user cache dir).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Subcommand)]
+pub enum FnCommand {
+    /// Register a component; prints its function id (blake3 hex).
+    Register { file: PathBuf },
+    /// List registered functions.
+    Ls,
+    /// Show a function's exports.
+    Show { id: String },
+}
+
+#[derive(clap::Args)]
+pub struct SubmitArgs {
+    #[arg(long)]
+    endpoint: String,
+    /// A function id, or a `.wasm` file to register first.
+    function: String,
+    export: String,
+    /// One JSON value per parameter; text that is not JSON is a string.
+    #[arg(allow_negative_numbers = true)]
+    args: Vec<String>,
+    #[arg(long, value_parser = crate::local::parse_duration_arg)]
+    timeout: Option<Duration>,
+    #[arg(long, value_parser = crate::local::parse_bytes_arg)]
+    memory: Option<u64>,
+}
+
+pub fn data_dir(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(d) = explicit {
+        return Ok(d);
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .context("no data directory: pass --data-dir")?;
+    Ok(base.join("ferry"))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let dir = data_dir(args.data_dir)?;
+    runtime()?.block_on(async move {
+        let service = Service::open(ServiceConfig::new(&dir))?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        let url = format!("http://{addr}");
+        let mut endpoint = EndpointConfig::new("local", url.clone());
+        endpoint.cache_dir = Some(dir.join("endpoint-cache"));
+        if let Some(c) = args.concurrency {
+            endpoint.concurrency = c.max(1);
+        }
+        println!(
+            "ferry is up: service {url}, endpoint `local` ({} slots), data in {}",
+            endpoint.concurrency,
+            dir.display()
+        );
+        println!("try: ferry call --endpoint local examples/…/pi.wasm pi 1000000 42");
+        let serving = tokio::spawn(service.serve(listener, shutdown_signal()));
+        let ep = tokio::spawn(ferry_endpoint::run(endpoint, shutdown_signal()));
+        let (s, e) = tokio::join!(serving, ep);
+        s??;
+        e??;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let dir = data_dir(args.data_dir)?;
+    runtime()?.block_on(async move {
+        let service = Service::open(ServiceConfig::new(&dir))?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        println!(
+            "ferry service on http://{}, data in {}",
+            listener.local_addr()?,
+            dir.display()
+        );
+        service.serve(listener, shutdown_signal()).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn endpoint(cmd: EndpointCommand) -> anyhow::Result<ExitCode> {
+    let EndpointCommand::Start {
+        service,
+        name,
+        config,
+        concurrency,
+        cache_dir,
+    } = cmd;
+    let mut c = match &config {
+        Some(path) => EndpointConfig::from_file(path)?,
+        None => {
+            let name = name
+                .clone()
+                .context("an endpoint needs --name (or a --config with a name)")?;
+            EndpointConfig::new(name, DEFAULT_SERVICE)
+        }
+    };
+    if let Some(s) = service {
+        c.service = s;
+    }
+    if let Some(n) = name {
+        c.name = n;
+    }
+    if let Some(n) = concurrency {
+        c.concurrency = n.max(1);
+    }
+    if let Some(d) = cache_dir {
+        c.cache_dir = Some(d);
+    } else if c.cache_dir.is_none() {
+        c.cache_dir = crate::local::default_cache_dir();
+    }
+    eprintln!(
+        "ferry endpoint `{}` dialling {} ({} slots)",
+        c.name, c.service, c.concurrency
+    );
+    runtime()?.block_on(ferry_endpoint::run(c, shutdown_signal()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn connect(service: &str) -> anyhow::Result<Client> {
+    Ok(Client::connect(service).await?)
+}
+
+/// A function id, or a file to register (printing nothing extra).
+async fn function_id(client: &Client, function: &str) -> anyhow::Result<String> {
+    let path = Path::new(function);
+    if function.ends_with(".wasm") || path.is_file() {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read component `{function}`"))?;
+        return Ok(client.register(&bytes).await?.id);
+    }
+    Ok(function.to_owned())
+}
+
+pub fn func(service: &ServiceArg, cmd: FnCommand) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let client = connect(&service.service).await?;
+        match cmd {
+            FnCommand::Register { file } => {
+                let bytes = std::fs::read(&file)
+                    .with_context(|| format!("cannot read component `{}`", file.display()))?;
+                let r = client.register(&bytes).await?;
+                println!("{}", r.id);
+                if !r.uploaded {
+                    eprintln!("(already registered; nothing uploaded)");
+                }
+            }
+            FnCommand::Ls => {
+                for f in client.functions().await? {
+                    let names: Vec<&str> = f.exports.iter().map(|e| e.name.as_str()).collect();
+                    println!("{}  {:>9} bytes  {}", f.id, f.size, names.join(", "));
+                }
+            }
+            FnCommand::Show { id } => {
+                let f = client.function(&id).await?;
+                println!("id: {}\nsize: {} bytes", f.id, f.size);
+                for e in &f.exports {
+                    println!("{}: {}", e.name, e.signature);
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn json_args(args: &[String]) -> String {
+    let values: Vec<serde_json::Value> = args
+        .iter()
+        .map(|a| serde_json::from_str(a).unwrap_or_else(|_| serde_json::Value::String(a.clone())))
+        .collect();
+    serde_json::Value::Array(values).to_string()
+}
+
+async fn submit_one(client: &Client, args: &SubmitArgs) -> anyhow::Result<String> {
+    let id = function_id(client, &args.function).await?;
+    let limits = (args.timeout.is_some() || args.memory.is_some()).then(|| pb::Limits {
+        timeout_ms: args.timeout.map_or(0, |d| d.as_millis() as u64),
+        memory_bytes: args.memory.unwrap_or(0),
+        output_bytes: 0,
+    });
+    Ok(client
+        .submit_json(
+            &args.endpoint,
+            &id,
+            &args.export,
+            &json_args(&args.args),
+            limits,
+        )
+        .await?)
+}
+
+pub fn submit(service: &ServiceArg, args: SubmitArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let client = connect(&service.service).await?;
+        println!("{}", submit_one(&client, &args).await?);
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Prints a finished task's result as JSON; an `err` result or a failure
+/// goes to stderr with exit 1.
+async fn print_outcome(client: &Client, info: TaskInfo) -> anyhow::Result<ExitCode> {
+    let id = info.id.clone();
+    match ferry_client::decode::<serde_json::Value>(&id, info.clone()) {
+        Ok(value) => {
+            let returns_result = client
+                .function(&info.function_id)
+                .await
+                .ok()
+                .and_then(|f| f.exports.into_iter().find(|e| e.name == info.export))
+                .is_some_and(|e| e.signature.contains("-> result"));
+            if let (true, Some(err)) = (returns_result, value.get("err")) {
+                eprintln!(
+                    "error: {}",
+                    err.as_str().map_or_else(|| err.to_string(), str::to_owned)
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            println!("{value}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ClientError::Task { kind, message, .. }) => {
+            eprintln!("error: task {id} failed ({kind}): {message}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn result(service: &ServiceArg, task_id: String, wait: bool) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let client = connect(&service.service).await?;
+        let info = client.task(&task_id).await?;
+        let state = TaskState::try_from(info.state).unwrap_or(TaskState::Unspecified);
+        if state.is_terminal() {
+            return print_outcome(&client, info).await;
+        }
+        if !wait {
+            eprintln!(
+                "task {task_id} is {} (use --wait to wait for it)",
+                state.label()
+            );
+            return Ok(ExitCode::from(3));
+        }
+        let _ = client.result::<serde_json::Value>(&task_id).await;
+        let info = client.task(&task_id).await?;
+        print_outcome(&client, info).await
+    })
+}
+
+pub fn call(service: &ServiceArg, args: SubmitArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let client = connect(&service.service).await?;
+        let id = submit_one(&client, &args).await?;
+        let _ = client.result::<serde_json::Value>(&id).await;
+        let info = client.task(&id).await?;
+        print_outcome(&client, info).await
+    })
+}
+
+pub fn status(service: &ServiceArg) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let client = connect(&service.service).await?;
+        let s = client.status().await?;
+        println!(
+            "{:<16} {:<8} {:>8} {:>9} {:>8} {:>8}  last heartbeat",
+            "ENDPOINT", "STATE", "SESSIONS", "CAPACITY", "RUNNING", "QUEUED"
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        for e in &s.endpoints {
+            let beat = if e.last_heartbeat_ms == 0 {
+                "never".to_owned()
+            } else {
+                format!("{:.1}s ago", (now - e.last_heartbeat_ms) as f64 / 1e3)
+            };
+            println!(
+                "{:<16} {:<8} {:>8} {:>9} {:>8} {:>8}  {beat}",
+                e.name,
+                if e.online { "online" } else { "offline" },
+                e.sessions,
+                e.capacity,
+                e.in_flight,
+                e.queued
+            );
+        }
+        println!();
+        for c in &s.tasks {
+            let state = TaskState::try_from(c.state).unwrap_or(TaskState::Unspecified);
+            println!("{:<22} {}", state.label(), c.count);
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The seed experiment: 100 × pi(10^6) in blocks of N concurrent tasks.
+pub fn demo_pi(
+    service: &ServiceArg,
+    endpoint: String,
+    component: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let path = crate::guests::component("pi", component)?;
+    runtime()?.block_on(async {
+        let client = connect(&service.service).await?;
+        let f = client.register(&std::fs::read(&path)?).await?;
+        println!("pi {}\n", f.id);
+        println!("| block size | blocks | total seconds | mean pi |");
+        println!("|---|---|---|---|");
+        for block in [1usize, 2, 4, 5, 10, 20, 100] {
+            let start = Instant::now();
+            let mut sum = 0.0;
+            for b in 0..100 / block {
+                let seeds = (0..block).map(|i| (1_000_000u64, (b * block + i) as u64));
+                let futures = client
+                    .submit_batch::<_, f64>(&endpoint, &f.id, "pi", seeds)
+                    .await?;
+                for fut in futures {
+                    sum += fut.await?;
+                }
+            }
+            println!(
+                "| {block} | {} | {:.3} | {:.5} |",
+                100 / block,
+                start.elapsed().as_secs_f64(),
+                sum / 100.0
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

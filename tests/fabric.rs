@@ -1,0 +1,403 @@
+//! The fabric across real processes on loopback: `ferry serve`, `ferry
+//! endpoint start` and `ferry up`, driven through ferry-client and the CLI.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ferry_client::{Client, ClientError};
+use ferry_testkit::guest_bytes;
+
+/// The very estimator the `pi` component is built from, for checking answers.
+#[path = "../examples/pi/src/estimate.rs"]
+mod estimate;
+
+/// A child process killed (SIGKILL) when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    fn kill9(&mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+fn ferry(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    c.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn serve(data: &Path, port: u16) -> Proc {
+    let listen = format!("127.0.0.1:{port}");
+    Proc(
+        ferry(&[
+            "serve",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            &listen,
+        ])
+        .spawn()
+        .unwrap(),
+    )
+}
+
+fn endpoint(port: u16, name: &str, cache: &Path, concurrency: u32) -> Proc {
+    let url = format!("http://127.0.0.1:{port}");
+    Proc(
+        ferry(&[
+            "endpoint",
+            "start",
+            "--service",
+            &url,
+            "--name",
+            name,
+            "--concurrency",
+            &concurrency.to_string(),
+            "--cache-dir",
+            cache.to_str().unwrap(),
+        ])
+        .spawn()
+        .unwrap(),
+    )
+}
+
+/// Connects once the service answers, and once `sessions` agents of
+/// `endpoint` are online.
+async fn ready(port: u16, endpoint: &str, sessions: u32) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(c) = Client::connect(format!("http://127.0.0.1:{port}")).await
+            && let Ok(s) = c.status().await
+            && s.endpoints
+                .iter()
+                .any(|e| e.name == endpoint && e.sessions >= sessions)
+        {
+            return c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fabric on port {port} did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn count(client: &Client, state: ferry_client::State) -> u64 {
+    let s = client.status().await.unwrap();
+    s.tasks
+        .iter()
+        .find(|c| c.state == state as i32)
+        .map_or(0, |c| c.count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_tasks_over_two_endpoints_each_delivered_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _service = serve(&dir.path().join("data"), port);
+    let _a = endpoint(port, "pool", &dir.path().join("a"), 2);
+    let _b = endpoint(port, "pool", &dir.path().join("b"), 2);
+    let client = ready(port, "pool", 2).await;
+
+    let noop = client.register(&guest_bytes("noop")).await.unwrap();
+    let pi = client.register(&guest_bytes("pi")).await.unwrap();
+    let noops = client
+        .submit_batch::<(), ()>("pool", &noop.id, "noop", std::iter::repeat_n((), 9_000))
+        .await
+        .unwrap();
+    let seeds: Vec<u64> = (0..1_000).collect();
+    let pis = client
+        .submit_batch::<_, f64>("pool", &pi.id, "pi", seeds.iter().map(|&s| (1_000u64, s)))
+        .await
+        .unwrap();
+    for f in noops {
+        f.await.unwrap();
+    }
+    for (seed, f) in seeds.iter().zip(pis) {
+        assert_eq!(f.await.unwrap(), estimate::pi(1_000, *seed), "seed {seed}");
+    }
+    assert_eq!(
+        count(&client, ferry_client::State::Succeeded).await,
+        10_000,
+        "each task completed once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_killed_mid_run_resumes_every_task_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let mut service = serve(&data, port);
+    let _ep = endpoint(port, "local", &dir.path().join("cache"), 2);
+    let client = ready(port, "local", 1).await;
+    let pi = client.register(&guest_bytes("pi")).await.unwrap();
+    let seeds: Vec<u64> = (0..400).collect();
+    let futures = client
+        .submit_batch::<_, f64>(
+            "local",
+            &pi.id,
+            "pi",
+            seeds.iter().map(|&s| (200_000u64, s)),
+        )
+        .await
+        .unwrap();
+    let ids: Vec<String> = futures.iter().map(|f| f.task_id().to_owned()).collect();
+    // Wait until the run is under way, then pull the plug.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(&client, ferry_client::State::Succeeded).await < 20 {
+        assert!(Instant::now() < deadline, "no progress before the kill");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    service.kill9();
+    drop(futures);
+    let _service = serve(&data, port);
+    let client = ready(port, "local", 1).await;
+    for (seed, id) in seeds.iter().zip(&ids) {
+        let v: f64 = tokio::time::timeout(Duration::from_secs(120), client.result(id))
+            .await
+            .expect("result in time")
+            .unwrap();
+        assert_eq!(v, estimate::pi(200_000, *seed));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_endpoints_tasks_finish_on_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _service = serve(&dir.path().join("data"), port);
+    let mut a = endpoint(port, "pool", &dir.path().join("a"), 2);
+    let client = ready(port, "pool", 1).await;
+    let pi = client.register(&guest_bytes("pi")).await.unwrap();
+    // Only `a` is online: it takes the first tasks in flight.
+    let seeds: Vec<u64> = (0..60).collect();
+    let futures = client
+        .submit_batch::<_, f64>(
+            "pool",
+            &pi.id,
+            "pi",
+            seeds.iter().map(|&s| (3_000_000u64, s)),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = client.status().await.unwrap();
+        if s.endpoints
+            .iter()
+            .any(|e| e.name == "pool" && e.in_flight > 0)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing in flight on a");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.kill9();
+    let _b = endpoint(port, "pool", &dir.path().join("b"), 2);
+    for (seed, f) in seeds.iter().zip(futures) {
+        let v = tokio::time::timeout(Duration::from_secs(120), f)
+            .await
+            .expect("in time")
+            .unwrap();
+        assert_eq!(v, estimate::pi(3_000_000, *seed));
+    }
+    assert_eq!(count(&client, ferry_client::State::Succeeded).await, 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reregistering_uploads_nothing_and_bad_input_gets_clear_statuses() {
+    use ferry_proto::v1::{self as pb, functions_client::FunctionsClient};
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _service = serve(&dir.path().join("data"), port);
+    let _ep = endpoint(port, "local", &dir.path().join("cache"), 1);
+    let client = ready(port, "local", 1).await;
+
+    let bytes = guest_bytes("pi");
+    let first = client.register(&bytes).await.unwrap();
+    assert!(first.uploaded);
+    let again = client.register(&bytes).await.unwrap();
+    assert!(
+        !again.uploaded,
+        "the service had the bytes: nothing is sent"
+    );
+    assert_eq!(again.id, first.id);
+
+    let expect = |r: Result<_, ClientError>, code: tonic::Code, needle: &str| match r {
+        Err(ClientError::Service { code: c, message }) => {
+            assert_eq!(c, code, "{message}");
+            assert!(message.contains(needle), "`{message}` lacks `{needle}`");
+        }
+        Err(other) => panic!("expected {code:?}, got {other}"),
+        Ok(_) => panic!("expected {code:?}, got success"),
+    };
+    let sub = |ep: &str, f: &str, e: &str, args: &str| {
+        let client = client.clone();
+        let (ep, f, e, args) = (ep.to_owned(), f.to_owned(), e.to_owned(), args.to_owned());
+        async move { client.submit_json(&ep, &f, &e, &args, None).await }
+    };
+    expect(
+        sub("mars", &first.id, "pi", "[1, 2]").await,
+        tonic::Code::NotFound,
+        "unknown endpoint `mars`",
+    );
+    let unknown = blake3::hash(b"nothing").to_hex().to_string();
+    expect(
+        sub("local", &unknown, "pi", "[1, 2]").await,
+        tonic::Code::NotFound,
+        "unknown function",
+    );
+    expect(
+        sub("local", &first.id, "tau", "[]").await,
+        tonic::Code::NotFound,
+        "unknown export `tau`",
+    );
+    expect(
+        sub("local", &first.id, "pi", "[1]").await,
+        tonic::Code::InvalidArgument,
+        "missing `seed` (u64)",
+    );
+    expect(
+        sub("local", &first.id, "pi", r#"["x", 2]"#).await,
+        tonic::Code::InvalidArgument,
+        "argument `num-points`",
+    );
+    expect(
+        sub("local", &first.id, "pi", "{").await,
+        tonic::Code::InvalidArgument,
+        "JSON array",
+    );
+
+    let mut raw = FunctionsClient::connect(format!("http://127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let upload = |id: String, data: Vec<u8>| {
+        tokio_stream_iter(vec![pb::RegisterChunk {
+            id,
+            total_size: data.len() as u64,
+            data,
+        }])
+    };
+    let e = raw
+        .register(upload(unknown.clone(), bytes.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("hash mismatch"), "{}", e.message());
+    let junk = b"definitely not wasm".to_vec();
+    let junk_id = blake3::hash(&junk).to_hex().to_string();
+    let e = raw.register(upload(junk_id, junk)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("WebAssembly magic"), "{}", e.message());
+
+    // A task that fails at the endpoint fails alone; the service keeps serving.
+    let faults = client.register(&guest_bytes("faults")).await.unwrap();
+    let boom = client
+        .submit::<_, ()>("local", &faults.id, "boom", &("kaput",))
+        .await
+        .unwrap()
+        .await;
+    assert!(
+        matches!(&boom, Err(ClientError::Task { kind, message, .. }) if kind == "trap" && message.contains("kaput")),
+        "{boom:?}"
+    );
+    let v: f64 = client
+        .submit("local", &first.id, "pi", &(10_000u64, 1u64))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(v, estimate::pi(10_000, 1));
+}
+
+fn tokio_stream_iter<T: Send + 'static>(
+    items: Vec<T>,
+) -> impl futures_core_stream::Stream<Item = T> {
+    futures_core_stream::iter(items)
+}
+
+/// The tiny slice of a stream API these tests need, without another dependency.
+mod futures_core_stream {
+    pub use tonic::codegen::tokio_stream::{Stream, iter};
+}
+
+#[test]
+fn up_then_call_from_a_second_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let _up = Proc(
+        ferry(&[
+            "up",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--listen",
+            &listen,
+        ])
+        .spawn()
+        .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let pi = ferry_testkit::guest("pi");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let out = loop {
+        let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args([
+                "call",
+                "--endpoint",
+                "local",
+                pi.to_str().unwrap(),
+                "pi",
+                "1000000",
+                "42",
+            ])
+            .env("FERRY_SERVICE", &url)
+            .output()
+            .unwrap();
+        if out.status.success() || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert_eq!(v, estimate::pi(1_000_000, 42));
+    assert!((v - std::f64::consts::PI).abs() <= 0.01);
+
+    let status = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("status")
+        .env("FERRY_SERVICE", &url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("local") && text.contains("online") && text.contains("succeeded"),
+        "{text}"
+    );
+}
