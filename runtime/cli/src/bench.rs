@@ -27,6 +27,24 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 31)]
         batches: u32,
     },
+    /// No-op tasks end to end (client -> service -> endpoint -> back) against
+    /// a fabric started in this process on loopback; completed tasks/s.
+    Noop {
+        #[arg(long)]
+        component: Option<PathBuf>,
+        /// Tasks per run, submitted in batches of 1,000 and then awaited.
+        #[arg(long, default_value_t = 20_000)]
+        tasks: usize,
+        #[arg(long, default_value_t = 5)]
+        runs: u32,
+    },
+    /// One no-op task submitted and awaited, repeated; p50 and p99.
+    Rtt {
+        #[arg(long)]
+        component: Option<PathBuf>,
+        #[arg(long, default_value_t = 2_000)]
+        iterations: u32,
+    },
     /// Monte-Carlo pi in Wasm against the same Rust compiled natively.
     Pi {
         /// The `pi` component (default: build it from this checkout).
@@ -42,12 +60,19 @@ pub enum BenchCommand {
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
+    if let BenchCommand::Noop { component, tasks, runs } = cmd {
+        return fabric_bench(component, |c, f| Box::pin(noop_throughput(c, f, tasks.max(1), runs.max(1))));
+    }
+    if let BenchCommand::Rtt { component, iterations } = cmd {
+        return fabric_bench(component, move |c, f| Box::pin(rtt(c, f, iterations.max(10))));
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .context("starting the async runtime")?;
     let host = Host::new(HostConfig::default())?;
     match cmd {
+        BenchCommand::Noop { .. } | BenchCommand::Rtt { .. } => unreachable!("handled above"),
         BenchCommand::Instantiate {
             component,
             batch,
@@ -177,4 +202,81 @@ async fn pi(
     );
     println!("| target | ≤ 1.25 |");
     Ok(ExitCode::SUCCESS)
+}
+
+type BenchFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + 'a>>;
+
+/// Starts a fabric (service + endpoint `local`) in this process on a fresh
+/// data directory, registers `noop`, runs `body`, and tears it all down.
+fn fabric_bench(
+    component: Option<PathBuf>,
+    body: impl for<'a> FnOnce(&'a ferry_client::Client, &'a str) -> BenchFuture<'a>,
+) -> anyhow::Result<ExitCode> {
+    let path = crate::guests::component("noop", component)?;
+    let dir = std::env::temp_dir().join(format!("ferry-bench-{}", std::process::id()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(async {
+        let fabric = crate::fabric::Fabric::start(&dir, "127.0.0.1:0".parse()?, None).await?;
+        let client = crate::fabric::connect_when_ready(&fabric.url).await?;
+        let f = client.register(&std::fs::read(&path)?).await?;
+        body(&client, &f.id).await?;
+        fabric.stop().await
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn noop_throughput(client: &ferry_client::Client, f: &str, tasks: usize, runs: u32) -> anyhow::Result<()> {
+    let mut rates = Vec::new();
+    for run in 0..=runs {
+        let start = Instant::now();
+        let futures = client
+            .submit_batch::<(), ()>("local", f, "noop", std::iter::repeat_n((), tasks))
+            .await?;
+        for fut in futures {
+            fut.await?;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        if run > 0 {
+            rates.push(tasks as f64 / secs);
+        }
+    }
+    rates.sort_by(f64::total_cmp);
+    println!("## ferry bench noop");
+    println!();
+    println!("{runs} runs of {tasks} no-op tasks (batches of 1,000), service + endpoint + client in one process on loopback");
+    println!();
+    println!("| metric | value |");
+    println!("|---|---|");
+    println!("| median tasks/s | {:.0} |", rates[rates.len() / 2]);
+    println!("| best run tasks/s | {:.0} |", rates[rates.len() - 1]);
+    println!("| target | ≥ 100,000 |");
+    Ok(())
+}
+
+async fn rtt(client: &ferry_client::Client, f: &str, iterations: u32) -> anyhow::Result<()> {
+    let mut times = Vec::with_capacity(iterations as usize);
+    for i in 0..iterations + iterations / 10 {
+        let start = Instant::now();
+        client.submit::<_, ()>("local", f, "noop", &()).await?.await?;
+        if i >= iterations / 10 {
+            times.push(start.elapsed());
+        }
+    }
+    times.sort();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+    println!("## ferry bench rtt");
+    println!();
+    println!("{iterations} no-op tasks, each submitted and awaited before the next, on loopback");
+    println!();
+    println!("| metric | value |");
+    println!("|---|---|");
+    println!("| p50 | {} |", fmt(at(0.5)));
+    println!("| p99 | {} |", fmt(at(0.99)));
+    println!("| target p50 | ≤ 0.25 ms |");
+    Ok(())
 }

@@ -31,6 +31,56 @@ pub struct UpArgs {
     /// Tasks the local endpoint runs at once (default: cores).
     #[arg(long)]
     concurrency: Option<u32>,
+    /// Run the pi seed experiment against this fabric, then stop.
+    #[arg(long)]
+    demo: bool,
+}
+
+/// A service and a local endpoint in this process.
+pub struct Fabric {
+    pub url: String,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Fabric {
+    pub async fn start(dir: &Path, listen: SocketAddr, concurrency: Option<u32>) -> anyhow::Result<Fabric> {
+        let service = Service::open(ServiceConfig::new(dir))?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let mut endpoint = EndpointConfig::new("local", url.clone());
+        endpoint.cache_dir = Some(dir.join("endpoint-cache"));
+        if let Some(c) = concurrency {
+            endpoint.concurrency = c.max(1);
+        }
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            tokio::select! {
+                _ = rx.wait_for(|s| *s) => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        let tasks = vec![
+            tokio::spawn(service.serve(listener, stopped(rx.clone()))),
+            tokio::spawn(ferry_endpoint::run(endpoint, stopped(rx))),
+        ];
+        Ok(Fabric { url, stop, tasks })
+    }
+
+    /// Runs until ctrl-c (or [`Fabric::stop`]).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        for t in self.tasks {
+            t.await??;
+        }
+        Ok(())
+    }
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.wait().await
+    }
 }
 
 #[derive(clap::Args)]
@@ -112,29 +162,21 @@ async fn shutdown_signal() {
 
 pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let dir = data_dir(args.data_dir)?;
+    let pi = if args.demo { Some(crate::guests::component("pi", None)?) } else { None };
     runtime()?.block_on(async move {
-        let service = Service::open(ServiceConfig::new(&dir))?;
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
-        let addr = listener.local_addr()?;
-        let url = format!("http://{addr}");
-        let mut endpoint = EndpointConfig::new("local", url.clone());
-        endpoint.cache_dir = Some(dir.join("endpoint-cache"));
-        if let Some(c) = args.concurrency {
-            endpoint.concurrency = c.max(1);
+        let fabric = Fabric::start(&dir, args.listen, args.concurrency).await?;
+        println!("ferry is up: service {}, endpoint `local`, data in {}", fabric.url, dir.display());
+        match pi {
+            None => {
+                println!("try: ferry call --endpoint local pi.wasm pi 1000000 42   (ctrl-c stops)");
+                fabric.wait().await?;
+            }
+            Some(pi) => {
+                let client = connect_when_ready(&fabric.url).await?;
+                pi_experiment(&client, "local", &pi).await?;
+                fabric.stop().await?;
+            }
         }
-        println!(
-            "ferry is up: service {url}, endpoint `local` ({} slots), data in {}",
-            endpoint.concurrency,
-            dir.display()
-        );
-        println!("try: ferry call --endpoint local examples/…/pi.wasm pi 1000000 42");
-        let serving = tokio::spawn(service.serve(listener, shutdown_signal()));
-        let ep = tokio::spawn(ferry_endpoint::run(endpoint, shutdown_signal()));
-        let (s, e) = tokio::join!(serving, ep);
-        s??;
-        e??;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -197,6 +239,21 @@ pub fn endpoint(cmd: EndpointCommand) -> anyhow::Result<ExitCode> {
 
 async fn connect(service: &str) -> anyhow::Result<Client> {
     Ok(Client::connect(service).await?)
+}
+
+/// Connects once the service answers and its `local` endpoint is online.
+pub async fn connect_when_ready(url: &str) -> anyhow::Result<Client> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(c) = Client::connect(url).await
+            && let Ok(s) = c.status().await
+            && s.endpoints.iter().any(|e| e.name == "local" && e.online)
+        {
+            return Ok(c);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the fabric at {url} did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A function id, or a file to register (printing nothing extra).
@@ -381,29 +438,28 @@ pub fn demo_pi(
     let path = crate::guests::component("pi", component)?;
     runtime()?.block_on(async {
         let client = connect(&service.service).await?;
-        let f = client.register(&std::fs::read(&path)?).await?;
-        println!("pi {}\n", f.id);
-        println!("| block size | blocks | total seconds | mean pi |");
-        println!("|---|---|---|---|");
-        for block in [1usize, 2, 4, 5, 10, 20, 100] {
-            let start = Instant::now();
-            let mut sum = 0.0;
-            for b in 0..100 / block {
-                let seeds = (0..block).map(|i| (1_000_000u64, (b * block + i) as u64));
-                let futures = client
-                    .submit_batch::<_, f64>(&endpoint, &f.id, "pi", seeds)
-                    .await?;
-                for fut in futures {
-                    sum += fut.await?;
-                }
-            }
-            println!(
-                "| {block} | {} | {:.3} | {:.5} |",
-                100 / block,
-                start.elapsed().as_secs_f64(),
-                sum / 100.0
-            );
-        }
+        pi_experiment(&client, &endpoint, &path).await?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+async fn pi_experiment(client: &Client, endpoint: &str, path: &Path) -> anyhow::Result<()> {
+    let f = client.register(&std::fs::read(path)?).await?;
+    println!("\n100 × pi(10^6) through the fabric; pi is {}\n", f.id);
+    println!("| block size | blocks | total seconds | mean pi |");
+    println!("|---|---|---|---|");
+    for block in [1usize, 2, 4, 5, 10, 20, 100] {
+        let start = Instant::now();
+        let mut sum = 0.0;
+        for b in 0..100 / block {
+            let seeds = (0..block).map(|i| (1_000_000u64, (b * block + i) as u64));
+            let futures = client.submit_batch::<_, f64>(endpoint, &f.id, "pi", seeds).await?;
+            for fut in futures {
+                sum += fut.await?;
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!("| {block} | {} | {secs:.3} | {:.5} |", 100 / block, sum / 100.0);
+    }
+    Ok(())
 }

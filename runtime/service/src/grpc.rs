@@ -12,7 +12,7 @@ use ferry_proto::v1::{
     self as pb, CancelTasks, ServiceMessage, TaskState, Welcome, endpoint_message,
     endpoints_server, functions_server, service_message, submit_request, tasks_server,
 };
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -641,8 +641,15 @@ pub(crate) async fn serve(
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    tonic::transport::Server::builder()
-        .tcp_nodelay(true)
+    // `Server::tcp_nodelay` only covers sockets tonic binds itself; without
+    // it, small replies wait on delayed ACKs (~40 ms each).
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
+        let s = s?;
+        s.set_nodelay(true)?;
+        Ok::<_, std::io::Error>(s)
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(
@@ -660,10 +667,22 @@ pub(crate) async fn serve(
                 .max_decoding_message_size(MAX)
                 .max_encoding_message_size(MAX),
         )
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
-        )
-        .await?;
-    Ok(())
+        .serve_with_incoming_shutdown(incoming, async {
+            let _ = stopped.await;
+        });
+    let mut server = tokio::spawn(server);
+    tokio::select! {
+        r = &mut server => return Ok(r??),
+        () = shutdown => {}
+    }
+    let _ = stop.send(());
+    // Endpoint sessions and watch streams never end by themselves: give them
+    // a moment to drain, then stop regardless.
+    match tokio::time::timeout(std::time::Duration::from_secs(1), &mut server).await {
+        Ok(r) => Ok(r??),
+        Err(_) => {
+            server.abort();
+            Ok(())
+        }
+    }
 }
