@@ -60,11 +60,24 @@ pub enum BenchCommand {
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
-    if let BenchCommand::Noop { component, tasks, runs } = cmd {
-        return fabric_bench(component, |c, f| Box::pin(noop_throughput(c, f, tasks.max(1), runs.max(1))));
+    if let BenchCommand::Noop {
+        component,
+        tasks,
+        runs,
+    } = cmd
+    {
+        return fabric_bench(component, |c, f| {
+            Box::pin(noop_throughput(c, f, tasks.max(1), runs.max(1)))
+        });
     }
-    if let BenchCommand::Rtt { component, iterations } = cmd {
-        return fabric_bench(component, move |c, f| Box::pin(rtt(c, f, iterations.max(10))));
+    if let BenchCommand::Rtt {
+        component,
+        iterations,
+    } = cmd
+    {
+        return fabric_bench(component, move |c, f| {
+            Box::pin(rtt(c, f, iterations.max(10)))
+        });
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -204,7 +217,8 @@ async fn pi(
     Ok(ExitCode::SUCCESS)
 }
 
-type BenchFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + 'a>>;
+type BenchFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + 'a>>;
 
 /// Starts a fabric (service + endpoint `local`) in this process on a fresh
 /// data directory, registers `noop`, runs `body`, and tears it all down.
@@ -230,7 +244,12 @@ fn fabric_bench(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn noop_throughput(client: &ferry_client::Client, f: &str, tasks: usize, runs: u32) -> anyhow::Result<()> {
+async fn noop_throughput(
+    client: &ferry_client::Client,
+    f: &str,
+    tasks: usize,
+    runs: u32,
+) -> anyhow::Result<()> {
     let mut rates = Vec::new();
     for run in 0..=runs {
         let start = Instant::now();
@@ -248,7 +267,9 @@ async fn noop_throughput(client: &ferry_client::Client, f: &str, tasks: usize, r
     rates.sort_by(f64::total_cmp);
     println!("## ferry bench noop");
     println!();
-    println!("{runs} runs of {tasks} no-op tasks (batches of 1,000), service + endpoint + client in one process on loopback");
+    println!(
+        "{runs} runs of {tasks} no-op tasks (batches of 1,000), service + endpoint + client in one process on loopback"
+    );
     println!();
     println!("| metric | value |");
     println!("|---|---|");
@@ -262,7 +283,10 @@ async fn rtt(client: &ferry_client::Client, f: &str, iterations: u32) -> anyhow:
     let mut times = Vec::with_capacity(iterations as usize);
     for i in 0..iterations + iterations / 10 {
         let start = Instant::now();
-        client.submit::<_, ()>("local", f, "noop", &()).await?.await?;
+        client
+            .submit::<_, ()>("local", f, "noop", &())
+            .await?
+            .await?;
         if i >= iterations / 10 {
             times.push(start.elapsed());
         }

@@ -44,7 +44,11 @@ pub struct Fabric {
 }
 
 impl Fabric {
-    pub async fn start(dir: &Path, listen: SocketAddr, concurrency: Option<u32>) -> anyhow::Result<Fabric> {
+    pub async fn start(
+        dir: &Path,
+        listen: SocketAddr,
+        concurrency: Option<u32>,
+    ) -> anyhow::Result<Fabric> {
         let service = Service::open(ServiceConfig::new(dir))?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -162,10 +166,18 @@ async fn shutdown_signal() {
 
 pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let dir = data_dir(args.data_dir)?;
-    let pi = if args.demo { Some(crate::guests::component("pi", None)?) } else { None };
+    let pi = if args.demo {
+        Some(crate::guests::component("pi", None)?)
+    } else {
+        None
+    };
     runtime()?.block_on(async move {
         let fabric = Fabric::start(&dir, args.listen, args.concurrency).await?;
-        println!("ferry is up: service {}, endpoint `local`, data in {}", fabric.url, dir.display());
+        println!(
+            "ferry is up: service {}, endpoint `local`, data in {}",
+            fabric.url,
+            dir.display()
+        );
         match pi {
             None => {
                 println!("try: ferry call --endpoint local pi.wasm pi 1000000 42   (ctrl-c stops)");
@@ -251,7 +263,10 @@ pub async fn connect_when_ready(url: &str) -> anyhow::Result<Client> {
         {
             return Ok(c);
         }
-        anyhow::ensure!(Instant::now() < deadline, "the fabric at {url} did not come up");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the fabric at {url} did not come up"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -453,13 +468,19 @@ async fn pi_experiment(client: &Client, endpoint: &str, path: &Path) -> anyhow::
         let mut sum = 0.0;
         for b in 0..100 / block {
             let seeds = (0..block).map(|i| (1_000_000u64, (b * block + i) as u64));
-            let futures = client.submit_batch::<_, f64>(endpoint, &f.id, "pi", seeds).await?;
+            let futures = client
+                .submit_batch::<_, f64>(endpoint, &f.id, "pi", seeds)
+                .await?;
             for fut in futures {
                 sum += fut.await?;
             }
         }
         let secs = start.elapsed().as_secs_f64();
-        println!("| {block} | {} | {secs:.3} | {:.5} |", 100 / block, sum / 100.0);
+        println!(
+            "| {block} | {} | {secs:.3} | {:.5} |",
+            100 / block,
+            sum / 100.0
+        );
     }
     Ok(())
 }

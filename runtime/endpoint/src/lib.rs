@@ -30,6 +30,9 @@ pub struct EndpointConfig {
     pub service: String,
     /// Tasks run at once (default: the number of cores).
     pub concurrency: u32,
+    /// Tasks held ready beyond those running: the credits advertised are
+    /// `concurrency + prefetch`, so work and results flow in batches.
+    pub prefetch: u32,
     /// Limits for tasks whose submission sets none.
     pub limits: Limits,
     /// Compiled components (`<blake3>.<engine>.cwasm`).
@@ -43,6 +46,7 @@ impl EndpointConfig {
             name: name.into(),
             service: service.into(),
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get() as u32),
+            prefetch: 256,
             limits: Limits::default(),
             cache_dir: None,
             heartbeat: Duration::from_secs(2),
@@ -59,6 +63,7 @@ impl EndpointConfig {
             name: String,
             service: Option<String>,
             concurrency: Option<u32>,
+            prefetch: Option<u32>,
             cache_dir: Option<PathBuf>,
             heartbeat: Option<String>,
             limits: Option<FileLimits>,
@@ -81,6 +86,9 @@ impl EndpointConfig {
         if let Some(n) = f.concurrency {
             anyhow::ensure!(n > 0, "concurrency must be at least 1");
             c.concurrency = n;
+        }
+        if let Some(p) = f.prefetch {
+            c.prefetch = p;
         }
         c.cache_dir = f.cache_dir;
         if let Some(h) = f.heartbeat {
@@ -112,6 +120,7 @@ pub async fn run(
         ..HostConfig::default()
     })?;
     let agent = Arc::new(Agent {
+        workers: Arc::new(tokio::sync::Semaphore::new(config.concurrency as usize)),
         config,
         host,
         fetching: tokio::sync::Mutex::new(()),
@@ -140,6 +149,8 @@ pub async fn run(
 }
 
 struct Agent {
+    /// One permit per task allowed to run at once.
+    workers: Arc<tokio::sync::Semaphore>,
     config: EndpointConfig,
     host: Host,
     fetching: tokio::sync::Mutex<()>,
@@ -236,6 +247,9 @@ impl Agent {
                         let done = done_tx.clone();
                         let running2 = running.clone();
                         let handle = tokio::spawn(async move {
+                            let Ok(_permit) = agent.workers.clone().acquire_owned().await else {
+                                return;
+                            };
                             let outcome = agent.run_task(a).await;
                             running2
                                 .lock()

@@ -562,11 +562,25 @@ impl endpoints_server::Endpoints for Service {
         }));
         let service = self.clone();
         tokio::spawn(async move {
-            loop {
-                let msg = match incoming.message().await {
-                    Ok(Some(m)) => m,
-                    _ => break,
-                };
+            // Everything that has already arrived is handled together: one
+            // durable commit for all the results in it (group commit).
+            let mut chunks = incoming.ready_chunks(1024);
+            while let Some(chunk) = chunks.next().await {
+                let mut credits = 0u32;
+                let mut outcomes = Vec::new();
+                let mut broken = false;
+                for msg in chunk {
+                    match msg.map(|m| m.kind) {
+                        Ok(Some(endpoint_message::Kind::Credits(n))) => {
+                            credits = credits.saturating_add(n)
+                        }
+                        Ok(Some(endpoint_message::Kind::Results(batch))) => {
+                            outcomes.extend(batch.outcomes)
+                        }
+                        Ok(_) => {}
+                        Err(_) => broken = true,
+                    }
+                }
                 {
                     let mut s = service.sched();
                     if let Some(sess) = s.sessions.get_mut(&sid) {
@@ -574,21 +588,23 @@ impl endpoints_server::Endpoints for Service {
                         sess.last_seen_ms = now_ms();
                     }
                 }
-                match msg.kind {
-                    Some(endpoint_message::Kind::Credits(n)) => {
-                        let mut s = service.sched();
-                        if let Some(sess) = s.sessions.get_mut(&sid) {
-                            sess.credits = sess.credits.saturating_add(n);
-                            s.dispatch(&name);
-                        }
+                if !outcomes.is_empty() {
+                    let svc = service.clone();
+                    let recorded =
+                        tokio::task::spawn_blocking(move || svc.finish(sid, outcomes)).await;
+                    if let Ok(Err(e)) = recorded {
+                        eprintln!("ferry-service: recording results failed: {e}");
                     }
-                    Some(endpoint_message::Kind::Results(batch)) => {
-                        if let Err(e) = service.finish(sid, batch.outcomes) {
-                            eprintln!("ferry-service: recording results failed: {e}");
-                        }
+                }
+                if credits > 0 {
+                    let mut s = service.sched();
+                    if let Some(sess) = s.sessions.get_mut(&sid) {
+                        sess.credits = sess.credits.saturating_add(credits);
+                        s.dispatch(&name);
                     }
-                    Some(endpoint_message::Kind::Heartbeat(_)) | None => {}
-                    Some(endpoint_message::Kind::Hello(_)) => {}
+                }
+                if broken {
+                    break;
                 }
             }
             let mut s = service.sched();
