@@ -459,8 +459,10 @@ pub fn demo_pi(
 }
 
 async fn pi_experiment(client: &Client, endpoint: &str, path: &Path) -> anyhow::Result<()> {
-    let f = client.register(&std::fs::read(path)?).await?;
+    let f = client.register_file(path).await?;
     println!("\n100 × pi(10^6) through the fabric; pi is {}\n", f.id);
+    // Drawn only when stderr is a terminal.
+    let bar = indicatif::ProgressBar::new(700);
     println!("| block size | blocks | total seconds | mean pi |");
     println!("|---|---|---|---|");
     for block in [1usize, 2, 4, 5, 10, 20, 100] {
@@ -473,14 +475,18 @@ async fn pi_experiment(client: &Client, endpoint: &str, path: &Path) -> anyhow::
                 .await?;
             for fut in futures {
                 sum += fut.await?;
+                bar.inc(1);
             }
         }
         let secs = start.elapsed().as_secs_f64();
-        println!(
-            "| {block} | {} | {secs:.3} | {:.5} |",
-            100 / block,
-            sum / 100.0
-        );
+        bar.suspend(|| {
+            println!(
+                "| {block} | {} | {secs:.3} | {:.5} |",
+                100 / block,
+                sum / 100.0
+            )
+        });
     }
+    bar.finish_and_clear();
     Ok(())
 }

@@ -45,6 +45,8 @@ pub enum ClientError {
         kind: String,
         message: String,
     },
+    #[error("cannot read component `{path}`: {message}")]
+    Read { path: String, message: String },
     #[error("cannot encode the arguments: {0}")]
     Encode(String),
     #[error("task {task_id}: cannot decode its result as the requested type: {message}")]
@@ -159,6 +161,19 @@ impl Client {
             uploaded: true,
             info,
         })
+    }
+
+    /// Reads a component file and registers it (see [`Client::register`]).
+    pub async fn register_file(
+        &self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<Registered, ClientError> {
+        let path = path.as_ref();
+        let bytes = tokio::fs::read(path).await.map_err(|e| ClientError::Read {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        self.register(&bytes).await
     }
 
     /// Submits one call; `args` is the argument list (a tuple, or a `Vec` of
