@@ -6,6 +6,13 @@
 /// Version of the ferry protocol spoken by this build.
 pub const PROTOCOL_VERSION: &str = "ferry.v1";
 
+/// Wall-clock time as the protocol's `*_ms` fields carry it: Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 pub mod v1 {
     tonic::include_proto!("ferry.v1");
 

@@ -416,9 +416,7 @@ pub fn status(service: &ServiceArg) -> anyhow::Result<ExitCode> {
             "{:<16} {:<8} {:>8} {:>9} {:>8} {:>8}  last heartbeat",
             "ENDPOINT", "STATE", "SESSIONS", "CAPACITY", "RUNNING", "QUEUED"
         );
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now = ferry_proto::now_ms();
         for e in &s.endpoints {
             let beat = if e.last_heartbeat_ms == 0 {
                 "never".to_owned()

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ferry_host::{CallOptions, Function, FunctionId, Host, HostConfig, Limits};
+use ferry_proto::now_ms;
 use ferry_proto::v1::{
     Assignment, EndpointMessage, FetchComponentRequest, Heartbeat, Hello, ResultBatch, TaskError,
     TaskOutcome, endpoint_message, endpoints_client::EndpointsClient, service_message,
@@ -386,10 +387,4 @@ impl Agent {
         }
         Ok(bytes)
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

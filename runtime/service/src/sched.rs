@@ -13,11 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::store::TaskRecord;
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub(crate) use ferry_proto::now_ms;
 
 pub(crate) type Outbox = mpsc::UnboundedSender<Result<ServiceMessage, tonic::Status>>;
 pub(crate) type WatchTx = mpsc::UnboundedSender<Result<TaskEvent, tonic::Status>>;
