@@ -8,6 +8,9 @@
 //! ```ignore
 //! ferry_guest::log::info("loaded model");
 //! ferry_guest::log::progress(3, 10, "batches");
+//! if let Some(adapter) = ferry_guest::gpu::info() {
+//!     ferry_guest::log::info(&adapter.name);
+//! }
 //! ```
 
 mod bindings {
@@ -54,5 +57,254 @@ pub mod log {
     /// Reports `done` units of work out of `total`.
     pub fn progress(done: u64, total: u64, message: &str) {
         host::progress(done, total, message);
+    }
+}
+
+/// GPU compute lent by the endpoint: buffers, WGSL kernels and dispatches.
+///
+/// ```ignore
+/// use ferry_guest::gpu::{self, Buffer, Kernel};
+/// let a = Buffer::from_slice(&[1.0f32, 2.0], gpu::storage())?;
+/// let out = Buffer::zeroed::<f32>(2, gpu::storage())?;
+/// let add = Kernel::new(WGSL, "main")?;
+/// add.dispatch(&[(0, &a), (1, &out)], (1, 1, 1))?;
+/// let sum: Vec<f32> = out.read()?;
+/// ```
+pub mod gpu {
+    use crate::bindings::ferry::host::gpu as host;
+    pub use crate::bindings::ferry::host::gpu::{AdapterInfo, BufferUsage, DeviceType, Limits};
+
+    /// Element types that are plain bytes, so that slices of them can be
+    /// copied to and from GPU buffers as they are.
+    ///
+    /// # Safety
+    /// Implementors have no padding, no pointers and accept any bit pattern.
+    pub unsafe trait Pod: Copy + 'static {}
+
+    macro_rules! pod {
+        ($($t:ty),*) => { $(unsafe impl Pod for $t {})* };
+    }
+    pod!(u8, i8, u16, i16, u32, i32, u64, i64, f32, f64);
+    unsafe impl<T: Pod, const N: usize> Pod for [T; N] {}
+
+    fn as_bytes<T: Pod>(data: &[T]) -> &[u8] {
+        // SAFETY: `T: Pod` has no padding, so every byte is initialised.
+        unsafe { core::slice::from_raw_parts(data.as_ptr().cast(), core::mem::size_of_val(data)) }
+    }
+
+    fn from_bytes<T: Pod>(bytes: &[u8]) -> Vec<T> {
+        let n = bytes.len() / core::mem::size_of::<T>().max(1);
+        let mut out = Vec::<T>::with_capacity(n);
+        // SAFETY: `T: Pod` accepts any bit pattern and `out` has room for `n`.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                out.as_mut_ptr().cast::<u8>(),
+                n * core::mem::size_of::<T>(),
+            );
+            out.set_len(n);
+        }
+        out
+    }
+
+    fn round4(n: u64) -> u64 {
+        n.div_ceil(4) * 4
+    }
+
+    /// The endpoint's adapter, or `None` when it lends no GPU.
+    pub fn info() -> Option<AdapterInfo> {
+        host::info()
+    }
+
+    /// Blocks until all GPU work this task queued is done.
+    pub fn wait() -> Result<(), Error> {
+        Ok(host::wait()?)
+    }
+
+    /// Copies `size` bytes between buffers on the GPU.
+    pub fn copy(
+        source: &Buffer,
+        source_offset: u64,
+        destination: &Buffer,
+        destination_offset: u64,
+        size: u64,
+    ) -> Result<(), Error> {
+        Ok(host::copy_buffer(
+            &source.0,
+            source_offset,
+            &destination.0,
+            destination_offset,
+            size,
+        )?)
+    }
+
+    /// Why a GPU call failed.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Error {
+        /// The endpoint has no GPU adapter.
+        NoAdapter(String),
+        /// The WGSL does not compile; line and column count from 1.
+        Compilation {
+            message: String,
+            line: u32,
+            column: u32,
+        },
+        /// A call broke a rule: wrong usage, wrong bindings, bad alignment.
+        Validation(String),
+        /// A read or write outside a buffer.
+        OutOfRange(String),
+        /// Over the task's caps, or the device is out of memory.
+        OutOfMemory(String),
+        DeviceLost(String),
+    }
+
+    impl From<host::Error> for Error {
+        fn from(e: host::Error) -> Self {
+            match e {
+                host::Error::NoAdapter(m) => Error::NoAdapter(m),
+                host::Error::Compilation(c) => Error::Compilation {
+                    message: c.message,
+                    line: c.line,
+                    column: c.column,
+                },
+                host::Error::Validation(m) => Error::Validation(m),
+                host::Error::OutOfRange(m) => Error::OutOfRange(m),
+                host::Error::OutOfMemory(m) => Error::OutOfMemory(m),
+                host::Error::DeviceLost(m) => Error::DeviceLost(m),
+            }
+        }
+    }
+
+    impl core::fmt::Display for Error {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self {
+                Error::NoAdapter(m) => f.write_str(m),
+                Error::Compilation {
+                    message,
+                    line,
+                    column,
+                } => write!(
+                    f,
+                    "WGSL does not compile (line {line}, column {column}): {message}"
+                ),
+                Error::Validation(m) => write!(f, "invalid GPU call: {m}"),
+                Error::OutOfRange(m) => write!(f, "out of range: {m}"),
+                Error::OutOfMemory(m) => write!(f, "GPU memory: {m}"),
+                Error::DeviceLost(m) => write!(f, "GPU device lost: {m}"),
+            }
+        }
+    }
+
+    impl std::error::Error for Error {}
+
+    /// Storage that kernels read and write, and that can be written and read back.
+    pub fn storage() -> BufferUsage {
+        BufferUsage::STORAGE | BufferUsage::COPY_SRC | BufferUsage::COPY_DST
+    }
+
+    /// Uniform parameters that can be written.
+    pub fn uniform() -> BufferUsage {
+        BufferUsage::UNIFORM | BufferUsage::COPY_DST
+    }
+
+    /// A GPU buffer; freed when dropped (and in any case when the task ends).
+    pub struct Buffer(host::Buffer);
+
+    impl Buffer {
+        /// A zero-filled buffer of `size` bytes.
+        pub fn new(size: u64, usage: BufferUsage) -> Result<Buffer, Error> {
+            Ok(host::create_buffer(size, usage).map(Buffer)?)
+        }
+
+        /// A zero-filled buffer for `len` elements of `T`.
+        pub fn zeroed<T: Pod>(len: usize, usage: BufferUsage) -> Result<Buffer, Error> {
+            Buffer::new(round4((len * core::mem::size_of::<T>()) as u64), usage)
+        }
+
+        /// A buffer holding `data` (`usage` gains `copy-dst`).
+        pub fn from_slice<T: Pod>(data: &[T], usage: BufferUsage) -> Result<Buffer, Error> {
+            let bytes = as_bytes(data);
+            let buffer = Buffer::new(round4(bytes.len() as u64), usage | BufferUsage::COPY_DST)?;
+            buffer.write(0, data)?;
+            Ok(buffer)
+        }
+
+        pub fn size(&self) -> u64 {
+            self.0.size()
+        }
+
+        pub fn usage(&self) -> BufferUsage {
+            self.0.usage()
+        }
+
+        /// Writes `data` at byte `offset` (a multiple of 4); a tail shorter
+        /// than 4 bytes is padded with zeros.
+        pub fn write<T: Pod>(&self, offset: u64, data: &[T]) -> Result<(), Error> {
+            let bytes = as_bytes(data);
+            if bytes.len().is_multiple_of(4) {
+                Ok(self.0.write(offset, bytes)?)
+            } else {
+                let mut padded = bytes.to_vec();
+                padded.resize(round4(bytes.len() as u64) as usize, 0);
+                Ok(self.0.write(offset, &padded)?)
+            }
+        }
+
+        /// Reads `len` bytes at `offset` once all queued work is done.
+        pub fn read_bytes(&self, offset: u64, len: u64) -> Result<Vec<u8>, Error> {
+            Ok(self.0.read(offset, len)?)
+        }
+
+        /// Reads the whole buffer as elements of `T`.
+        pub fn read<T: Pod>(&self) -> Result<Vec<T>, Error> {
+            let size = self.size();
+            let elem = core::mem::size_of::<T>() as u64;
+            let len = if elem == 0 { 0 } else { size / elem * elem };
+            Ok(from_bytes(&self.0.read(0, round4(len).min(size))?))
+        }
+
+        /// Reads elements `first..first + len` of `T`; byte offset and length
+        /// must be multiples of 4.
+        pub fn read_range<T: Pod>(&self, first: usize, len: usize) -> Result<Vec<T>, Error> {
+            let elem = core::mem::size_of::<T>() as u64;
+            Ok(from_bytes(
+                &self.0.read(first as u64 * elem, len as u64 * elem)?,
+            ))
+        }
+    }
+
+    /// A WGSL compute kernel, compiled once per endpoint.
+    pub struct Kernel(host::Kernel);
+
+    impl Kernel {
+        pub fn new(wgsl: &str, entry_point: &str) -> Result<Kernel, Error> {
+            Ok(host::create_kernel(wgsl, entry_point).map(Kernel)?)
+        }
+
+        pub fn entry_point(&self) -> String {
+            self.0.entry_point()
+        }
+
+        /// The `@group(0)` bindings the kernel uses.
+        pub fn bindings(&self) -> Vec<u32> {
+            self.0.bindings()
+        }
+
+        /// Queues one compute pass over `workgroups` with `bindings` as
+        /// (`@binding` number, buffer) pairs.
+        pub fn dispatch(
+            &self,
+            bindings: &[(u32, &Buffer)],
+            workgroups: (u32, u32, u32),
+        ) -> Result<(), Error> {
+            let bindings: Vec<host::Binding<'_>> = bindings
+                .iter()
+                .map(|(binding, buffer)| host::Binding {
+                    binding: *binding,
+                    buffer: &buffer.0,
+                })
+                .collect();
+            Ok(host::dispatch(&self.0, &bindings, workgroups)?)
+        }
     }
 }

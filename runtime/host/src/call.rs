@@ -6,6 +6,7 @@ use wasmtime::component::{ResourceTable, Val};
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::capabilities::gpu::GpuState;
 use crate::capabilities::log::{LogEvent, LogSink, LogState};
 use crate::function::{Export, Function};
 use crate::limits::MemoryLimiter;
@@ -18,6 +19,7 @@ pub(crate) struct TaskState {
     table: ResourceTable,
     limiter: MemoryLimiter,
     pub(crate) log: LogState,
+    pub(crate) gpu: GpuState,
     timed_out: bool,
 }
 
@@ -73,6 +75,7 @@ impl Host {
             ));
         }
         let started = Instant::now();
+        let deadline = started + limits.timeout;
         let stdout = Capture::new(limits.stdio);
         let stderr = Capture::new(limits.stdio);
         let wasi = WasiCtx::builder()
@@ -86,6 +89,13 @@ impl Host {
                 table: ResourceTable::new(),
                 limiter: MemoryLimiter::new(limits.memory),
                 log: LogState::new(limits.log_events, options.log_sink.clone()),
+                gpu: GpuState::new(
+                    self.gpu().cloned(),
+                    self.name().clone(),
+                    limits.gpu_buffer,
+                    limits.gpu_memory,
+                    deadline,
+                ),
                 timed_out: false,
             },
         );
@@ -99,7 +109,6 @@ impl Host {
                 .set_fuel(u64::MAX)
                 .map_err(|e| Error::Internal(format!("setting fuel: {e}")))?;
         }
-        let deadline = started + limits.timeout;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |mut cx| {
             if Instant::now() >= deadline {
@@ -161,7 +170,7 @@ impl Host {
 }
 
 fn classify(err: wasmtime::Error, state: &TaskState, limits: &Limits, stderr: &Captured) -> Error {
-    if state.timed_out {
+    if state.timed_out || state.gpu.timed_out {
         return Error::Timeout {
             limit: limits.timeout,
         };

@@ -70,6 +70,14 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The task needs a GPU and this endpoint has none.
+    #[error("endpoint {endpoint} has no GPU adapter")]
+    NoGpu { endpoint: String },
+
+    /// The GPU this endpoint was configured with could not be opened.
+    #[error("GPU: {0}")]
+    Gpu(String),
+
     /// A failure inside the host itself (not the guest's fault).
     #[error("host error: {0}")]
     Internal(String),
@@ -92,6 +100,8 @@ impl Error {
             Error::OutputTooLarge { .. } => "output-too-large",
             Error::InvalidLimits(_) => "invalid-limits",
             Error::Io { .. } => "io",
+            Error::NoGpu { .. } => "no-gpu",
+            Error::Gpu(_) => "gpu",
             Error::Internal(_) => "internal",
         }
     }

@@ -16,6 +16,7 @@ use wasmtime::{
 use crate::Error;
 use crate::call::TaskState;
 use crate::capabilities;
+use crate::capabilities::gpu::{Gpu, GpuChoice};
 use crate::function::{Function, FunctionId};
 
 /// How a [`Host`] is built. One host per process is the norm: it owns the
@@ -37,6 +38,10 @@ pub struct HostConfig {
     pub fuel: bool,
     /// Period of the epoch ticker, i.e. the resolution of timeouts.
     pub epoch_tick: Duration,
+    /// The GPU lent to tasks through `ferry:host/gpu`.
+    pub gpu: GpuChoice,
+    /// The endpoint's name, used in the errors tasks see.
+    pub name: String,
 }
 
 impl Default for HostConfig {
@@ -48,6 +53,8 @@ impl Default for HostConfig {
             max_memory: 4 << 30,
             fuel: false,
             epoch_tick: Duration::from_millis(2),
+            gpu: GpuChoice::None,
+            name: "local".into(),
         }
     }
 }
@@ -74,6 +81,8 @@ struct Inner {
     linker: Linker<TaskState>,
     config: HostConfig,
     pooling: bool,
+    gpu: Option<Gpu>,
+    name: Arc<str>,
     fingerprint: String,
     functions: RwLock<HashMap<FunctionId, Arc<Function>>>,
     compiled: AtomicU64,
@@ -91,6 +100,9 @@ impl Host {
             .map_err(|e| Error::Internal(format!("adding WASI to the linker: {e}")))?;
         capabilities::log::add_to_linker(&mut linker, |s: &mut TaskState| &mut s.log)
             .map_err(|e| Error::Internal(format!("adding ferry:host/log to the linker: {e}")))?;
+        capabilities::gpu::add_to_linker(&mut linker, |s: &mut TaskState| &mut s.gpu)
+            .map_err(|e| Error::Internal(format!("adding ferry:host/gpu to the linker: {e}")))?;
+        let gpu = Gpu::open(&config.gpu)?;
 
         let fingerprint = engine_fingerprint(&engine);
         if let Some(dir) = &config.cache_dir {
@@ -112,8 +124,10 @@ impl Host {
             inner: Arc::new(Inner {
                 engine,
                 linker,
+                name: config.name.as_str().into(),
                 config,
                 pooling,
+                gpu,
                 fingerprint,
                 functions: RwLock::default(),
                 compiled: AtomicU64::new(0),
@@ -130,6 +144,15 @@ impl Host {
 
     pub fn config(&self) -> &HostConfig {
         &self.inner.config
+    }
+
+    /// The GPU lent to tasks, if any.
+    pub fn gpu(&self) -> Option<&Gpu> {
+        self.inner.gpu.as_ref()
+    }
+
+    pub(crate) fn name(&self) -> &Arc<str> {
+        &self.inner.name
     }
 
     /// Whether instances come from the pooling allocator.

@@ -19,6 +19,10 @@ pub struct Limits {
     pub log_events: usize,
     /// Fuel units, when the host was built with fuel metering.
     pub fuel: Option<u64>,
+    /// Largest GPU buffer the task may create, in bytes.
+    pub gpu_buffer: u64,
+    /// All of the task's GPU buffers together, in bytes.
+    pub gpu_memory: u64,
 }
 
 impl Default for Limits {
@@ -30,6 +34,8 @@ impl Default for Limits {
             stdio: 64 << 10,
             log_events: 10_000,
             fuel: None,
+            gpu_buffer: 256 << 20,
+            gpu_memory: 1 << 30,
         }
     }
 }

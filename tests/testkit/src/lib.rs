@@ -39,7 +39,7 @@ pub fn cargo() -> Command {
 }
 
 /// Path of the example component `name` (`hello`, `pi`, `noop`, `types`,
-/// `faults`), built with `cargo build --release --target wasm32-wasip2`.
+/// `faults`, `kmeans`, `gpu-probe`), built with `cargo build --release --target wasm32-wasip2`.
 pub fn guest(name: &str) -> PathBuf {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {

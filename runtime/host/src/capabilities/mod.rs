@@ -4,6 +4,7 @@
 //! WIT interface, its per-task host state, an `add_to_linker`, and its tests.
 //! Adding a capability means copying the shape of `log`.
 
+pub mod gpu;
 pub mod log;
 
 /// Bindings for the whole `ferry:host` package, generated from the guest SDK's
@@ -12,9 +13,19 @@ pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         path: "../../guest-sdk/wit",
         world: "ferry:host/guest",
+        imports: {
+            "ferry:host/gpu": async | trappable,
+        },
+        with: {
+            "ferry:host/gpu.buffer": super::gpu::GpuBuffer,
+            "ferry:host/gpu.kernel": super::gpu::GpuKernel,
+        },
+        trappable_error_type: {
+            "ferry:host/gpu.error" => super::gpu::Failure,
+        },
     });
 }
 
 /// Import-name prefixes this host can satisfy; anything else is refused at load
 /// with an error that names the import.
-pub(crate) const GRANTED_PREFIXES: &[&str] = &["wasi:", "ferry:host/log@"];
+pub(crate) const GRANTED_PREFIXES: &[&str] = &["wasi:", "ferry:host/log@", "ferry:host/gpu@"];

@@ -1,0 +1,137 @@
+//! The seed's k-means, on the CPU or on the endpoint's GPU.
+//!
+//! The CPU path and the seeding live in `lloyd` (shared with the native
+//! benchmark); the GPU path runs `kmeans.wgsl` through `ferry:host/gpu`.
+
+// Shared with native code, which uses the generator too.
+#[allow(dead_code)]
+mod lloyd;
+
+use ferry_guest::gpu::{self, Buffer, Kernel};
+use std::time::Instant;
+
+wit_bindgen::generate!({ path: "wit", world: "kmeans" });
+
+struct Kmeans;
+
+impl Guest for Kmeans {
+    fn cluster(
+        points: Vec<f32>,
+        k: u32,
+        max_iterations: u32,
+        use_gpu: bool,
+        seed: u64,
+    ) -> Result<Clustering, String> {
+        let started = Instant::now();
+        let (run, device) = if use_gpu {
+            let adapter = gpu::info()
+                .map(|a| a.name)
+                .unwrap_or_else(|| "no adapter".into());
+            (
+                cluster_gpu(&points, k, max_iterations, seed).map_err(|e| e.to_string())?,
+                adapter,
+            )
+        } else {
+            (
+                lloyd::cluster(&points, k, max_iterations, seed)?,
+                "cpu".to_owned(),
+            )
+        };
+        Ok(Clustering {
+            centers: run.centers,
+            codes: run.codes,
+            iterations: run.iterations,
+            seconds: started.elapsed().as_secs_f64(),
+            device,
+        })
+    }
+}
+
+/// Why the GPU path stopped.
+enum Failure {
+    Input(String),
+    Gpu(gpu::Error),
+}
+
+impl From<gpu::Error> for Failure {
+    fn from(e: gpu::Error) -> Self {
+        Failure::Gpu(e)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Input(m) => f.write_str(m),
+            Failure::Gpu(e) => e.fmt(f),
+        }
+    }
+}
+
+const WGSL: &str = include_str!("kmeans.wgsl");
+const WORKGROUP: u32 = 256;
+/// Points each GPU thread takes, so that there are few partial sums to add.
+const POINTS_PER_THREAD: u32 = 8;
+
+fn cluster_gpu(
+    points: &[f32],
+    k: u32,
+    max_iterations: u32,
+    seed: u64,
+) -> Result<lloyd::Run, Failure> {
+    let n = lloyd::validate(points, k).map_err(Failure::Input)?;
+    if k > lloyd::MAX_K {
+        return Err(Failure::Input(format!(
+            "the GPU path supports k up to {}, got {k}",
+            lloyd::MAX_K
+        )));
+    }
+    let n32 = u32::try_from(n)
+        .map_err(|_| Failure::Input(format!("{n} points are too many for the GPU path")))?;
+    // Seeding is the same CPU code on both paths, so both start alike.
+    let mut centers = lloyd::initial_centers(points, k as usize, seed);
+    let groups = n32.div_ceil(WORKGROUP * POINTS_PER_THREAD).clamp(1, 65_535);
+
+    let assign = Kernel::new(WGSL, "assign")?;
+    let update = Kernel::new(WGSL, "update")?;
+    let points_buf = Buffer::from_slice(points, gpu::storage())?;
+    let centers_buf = Buffer::from_slice(&centers, gpu::storage())?;
+    let codes_buf = Buffer::from_slice(&vec![u32::MAX; n], gpu::storage())?;
+    let partials = Buffer::zeroed::<[f32; 4]>((groups * k) as usize, gpu::storage())?;
+    let changed = Buffer::zeroed::<u32>(1, gpu::storage())?;
+    let params = Buffer::from_slice(&[n32, k, groups, 0], gpu::uniform())?;
+    let bindings = [
+        (0, &points_buf),
+        (1, &centers_buf),
+        (2, &codes_buf),
+        (3, &partials),
+        (4, &changed),
+        (5, &params),
+    ];
+    let assign_bindings = &bindings;
+    let update_bindings = [(1, &centers_buf), (3, &partials), (5, &params)];
+
+    let mut iterations = 0;
+    for _ in 0..max_iterations.max(1) {
+        changed.write(0, &[0u32])?;
+        assign.dispatch(assign_bindings, (groups, 1, 1))?;
+        if max_iterations == 0 {
+            break;
+        }
+        iterations += 1;
+        let moved = changed.read::<u32>()?[0];
+        if moved == 0 {
+            break;
+        }
+        update.dispatch(&update_bindings, (k.div_ceil(32), 1, 1))?;
+    }
+    centers = centers_buf.read::<f32>()?;
+    let codes = codes_buf.read::<u32>()?;
+    Ok(lloyd::Run {
+        centers,
+        codes,
+        iterations,
+    })
+}
+
+export!(Kmeans);
