@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferry_client::{Client, ClientError};
+use ferry_client::{Client, ClientError, WitResult};
 use ferry_testkit::guest_bytes;
 
 /// The very estimator the `pi` component is built from, for checking answers.
@@ -63,23 +63,26 @@ fn serve(data: &Path, port: u16) -> Proc {
 }
 
 fn endpoint(port: u16, name: &str, cache: &Path, concurrency: u32) -> Proc {
+    endpoint_with(port, name, cache, concurrency, &["--gpu", "none"])
+}
+
+fn endpoint_with(port: u16, name: &str, cache: &Path, concurrency: u32, extra: &[&str]) -> Proc {
     let url = format!("http://127.0.0.1:{port}");
-    Proc(
-        ferry(&[
-            "endpoint",
-            "start",
-            "--service",
-            &url,
-            "--name",
-            name,
-            "--concurrency",
-            &concurrency.to_string(),
-            "--cache-dir",
-            cache.to_str().unwrap(),
-        ])
-        .spawn()
-        .unwrap(),
-    )
+    let concurrency = concurrency.to_string();
+    let mut args = vec![
+        "endpoint",
+        "start",
+        "--service",
+        &url,
+        "--name",
+        name,
+        "--concurrency",
+        &concurrency,
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    Proc(ferry(&args).spawn().unwrap())
 }
 
 /// Connects once the service answers, and once `sessions` agents of
@@ -256,7 +259,11 @@ async fn reregistering_uploads_nothing_and_bad_input_gets_clear_statuses() {
     let sub = |ep: &str, f: &str, e: &str, args: &str| {
         let client = client.clone();
         let (ep, f, e, args) = (ep.to_owned(), f.to_owned(), e.to_owned(), args.to_owned());
-        async move { client.submit_json(&ep, &f, &e, &args, None).await }
+        async move {
+            client
+                .submit_json(&ep, &f, &e, &args, &Default::default())
+                .await
+        }
     };
     expect(
         sub("mars", &first.id, "pi", "[1, 2]").await,
@@ -400,4 +407,115 @@ fn up_then_call_from_a_second_process() {
         text.contains("local") && text.contains("online") && text.contains("succeeded"),
         "{text}"
     );
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Clustering {
+    centers: Vec<f32>,
+    codes: Vec<u32>,
+    iterations: u32,
+    device: String,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gpu_requirements_are_checked_at_submit_and_kmeans_runs_on_either_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _service = serve(&dir.path().join("data"), port);
+    let _cpu = endpoint(port, "cpu-only", &dir.path().join("a"), 2);
+    let _gpu = endpoint_with(
+        port,
+        "gpu-box",
+        &dir.path().join("b"),
+        2,
+        &["--gpu", "auto"],
+    );
+    ready(port, "cpu-only", 1).await;
+    let client = ready(port, "gpu-box", 1).await;
+    let kmeans = client.register(&guest_bytes("kmeans")).await.unwrap();
+    let points: Vec<f32> = (0..4_000)
+        .map(|i| (i % 2) as f32 * 10.0 + (i as f32 * 0.37).sin())
+        .collect();
+    let args = (&points, 2u32, 60u32, true, 7u64);
+
+    // Known to lack a GPU: refused at submit, nothing queued.
+    let e = client
+        .submit_with::<_, WitResult<Clustering, String>>(
+            "cpu-only",
+            &kmeans.id,
+            "cluster",
+            &args,
+            &ferry_client::SubmitOptions::gpu(),
+        )
+        .await
+        .err()
+        .expect("a GPU task for a GPU-less endpoint is refused");
+    assert!(
+        e.to_string()
+            .contains("endpoint cpu-only has no GPU adapter"),
+        "{e}"
+    );
+    // Not declared: the guest finds out and says so; the endpoint lives on.
+    let r: WitResult<Clustering, String> = client
+        .submit("cpu-only", &kmeans.id, "cluster", &args)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(
+        Result::from(r).unwrap_err(),
+        "endpoint cpu-only has no GPU adapter"
+    );
+    let cpu: WitResult<Clustering, String> = client
+        .submit(
+            "cpu-only",
+            &kmeans.id,
+            "cluster",
+            &(&points, 2u32, 60u32, false, 7u64),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let cpu = Result::from(cpu).unwrap();
+    assert_eq!(cpu.device, "cpu");
+
+    let status = client.status().await.unwrap();
+    let gpu_box = status
+        .endpoints
+        .iter()
+        .find(|e| e.name == "gpu-box")
+        .unwrap();
+    let cpu_only = status
+        .endpoints
+        .iter()
+        .find(|e| e.name == "cpu-only")
+        .unwrap();
+    assert!(cpu_only.gpu.is_none());
+    let Some(adapter) = &gpu_box.gpu else {
+        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+            panic!("required under CI: a GPU adapter (lavapipe) for endpoint gpu-box");
+        }
+        eprintln!("SKIPPED the GPU half: no GPU adapter on this machine");
+        return;
+    };
+    let gpu: WitResult<Clustering, String> = client
+        .submit_with(
+            "gpu-box",
+            &kmeans.id,
+            "cluster",
+            &args,
+            &ferry_client::SubmitOptions::gpu(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let gpu = Result::from(gpu).unwrap();
+    assert_eq!(gpu.device, adapter.name);
+    assert_eq!(gpu.codes, cpu.codes);
+    assert_eq!(gpu.iterations, cpu.iterations);
+    for (a, b) in gpu.centers.iter().zip(&cpu.centers) {
+        assert!((a - b).abs() <= 1e-4, "gpu {a}, cpu {b}");
+    }
 }

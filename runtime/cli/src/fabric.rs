@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ferry_client::{Client, ClientError, TaskInfo};
+use ferry_client::{Client, ClientError, SubmitOptions, TaskInfo};
 use ferry_endpoint::EndpointConfig;
 use ferry_proto::v1::{self as pb, TaskState};
 use ferry_service::{Service, ServiceConfig};
@@ -105,7 +105,7 @@ pub enum EndpointCommand {
         /// Endpoint name (overrides the config file).
         #[arg(long)]
         name: Option<String>,
-        /// A TOML config: name, service, concurrency, cache_dir, [limits].
+        /// A TOML config: name, service, concurrency, cache_dir, gpu, [limits].
         #[arg(long)]
         config: Option<PathBuf>,
         #[arg(long)]
@@ -113,6 +113,9 @@ pub enum EndpointCommand {
         /// Compiled-component cache (default: the user cache dir).
         #[arg(long)]
         cache_dir: Option<PathBuf>,
+        /// The GPU lent to tasks: `auto`, `none`, or part of an adapter's name.
+        #[arg(long)]
+        gpu: Option<String>,
     },
 }
 
@@ -140,6 +143,10 @@ pub struct SubmitArgs {
     timeout: Option<Duration>,
     #[arg(long, value_parser = crate::local::parse_bytes_arg)]
     memory: Option<u64>,
+    /// The task needs the endpoint's GPU: refused at once by an endpoint
+    /// known to have none.
+    #[arg(long)]
+    gpu: bool,
 }
 
 pub fn data_dir(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -217,6 +224,7 @@ pub fn endpoint(cmd: EndpointCommand) -> anyhow::Result<ExitCode> {
         config,
         concurrency,
         cache_dir,
+        gpu,
     } = cmd;
     let mut c = match &config {
         Some(path) => EndpointConfig::from_file(path)?,
@@ -235,6 +243,9 @@ pub fn endpoint(cmd: EndpointCommand) -> anyhow::Result<ExitCode> {
     }
     if let Some(n) = concurrency {
         c.concurrency = n.max(1);
+    }
+    if let Some(g) = gpu {
+        c.gpu = g.parse()?;
     }
     if let Some(d) = cache_dir {
         c.cache_dir = Some(d);
@@ -328,13 +339,21 @@ async fn submit_one(client: &Client, args: &SubmitArgs) -> anyhow::Result<String
         memory_bytes: args.memory.unwrap_or(0),
         output_bytes: 0,
     });
+    let options = SubmitOptions {
+        limits,
+        requires: if args.gpu {
+            vec!["gpu".into()]
+        } else {
+            Vec::new()
+        },
+    };
     Ok(client
         .submit_json(
             &args.endpoint,
             &id,
             &args.export,
             &json_args(&args.args),
-            limits,
+            &options,
         )
         .await?)
 }

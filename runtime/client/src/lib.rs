@@ -185,7 +185,22 @@ impl Client {
         export: &str,
         args: &A,
     ) -> Result<TaskFuture<R>, ClientError> {
-        let req = request(endpoint, function, export, args)?;
+        self.submit_with(endpoint, function, export, args, &SubmitOptions::default())
+            .await
+    }
+
+    /// [`submit`](Client::submit) with limits or requirements.
+    pub async fn submit_with<A: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        function: &str,
+        export: &str,
+        args: &A,
+        options: &SubmitOptions,
+    ) -> Result<TaskFuture<R>, ClientError> {
+        let mut req = request(endpoint, function, export, args)?;
+        req.limits = options.limits;
+        req.requires = options.requires.clone();
         let id = self.tasks.clone().submit(req).await?.into_inner().task_id;
         Ok(self.result(&id))
     }
@@ -197,14 +212,15 @@ impl Client {
         function: &str,
         export: &str,
         json_args: &str,
-        limits: Option<pb::Limits>,
+        options: &SubmitOptions,
     ) -> Result<String, ClientError> {
         let req = pb::SubmitRequest {
             endpoint: endpoint.into(),
             function_id: function.into(),
             export: export.into(),
             args: Some(submit_request::Args::Json(json_args.into())),
-            limits,
+            limits: options.limits,
+            requires: options.requires.clone(),
         };
         Ok(self.tasks.clone().submit(req).await?.into_inner().task_id)
     }
@@ -337,7 +353,46 @@ fn request<A: Serialize + ?Sized>(
         export: export.into(),
         args: Some(submit_request::Args::Msgpack(bytes)),
         limits: None,
+        requires: Vec::new(),
     })
+}
+
+/// A WIT `result<T, E>` as ferry encodes it: `{"ok": T}` or `{"err": E}`.
+/// Convert with `Result::from`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WitResult<T, E> {
+    Ok(T),
+    Err(E),
+}
+
+impl<T, E> From<WitResult<T, E>> for Result<T, E> {
+    fn from(r: WitResult<T, E>) -> Self {
+        match r {
+            WitResult::Ok(v) => Ok(v),
+            WitResult::Err(e) => Err(e),
+        }
+    }
+}
+
+/// Per-submission settings beyond the arguments.
+#[derive(Debug, Clone, Default)]
+pub struct SubmitOptions {
+    /// Limits for this task; zero fields take the endpoint's defaults.
+    pub limits: Option<pb::Limits>,
+    /// What the task needs from its endpoint (`"gpu"`). The service refuses
+    /// the task up front when it knows the endpoint lacks it.
+    pub requires: Vec<String>,
+}
+
+impl SubmitOptions {
+    /// A task that needs the endpoint's GPU.
+    pub fn gpu() -> Self {
+        SubmitOptions {
+            requires: vec!["gpu".into()],
+            ..SubmitOptions::default()
+        }
+    }
 }
 
 /// Resolves to a task's result once the service pushes its final state.

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use ferry_host::{CallOptions, Function, FunctionId, Host, HostConfig, Limits};
+use ferry_host::{CallOptions, Function, FunctionId, GpuChoice, Host, HostConfig, Limits};
 use ferry_proto::now_ms;
 use ferry_proto::v1::{
     Assignment, EndpointMessage, FetchComponentRequest, Heartbeat, Hello, ResultBatch, TaskError,
@@ -39,6 +39,9 @@ pub struct EndpointConfig {
     /// Compiled components (`<blake3>.<engine>.cwasm`).
     pub cache_dir: Option<PathBuf>,
     pub heartbeat: Duration,
+    /// The GPU lent to tasks: `auto` (default), `none`, or part of an
+    /// adapter's name.
+    pub gpu: GpuChoice,
 }
 
 impl EndpointConfig {
@@ -51,12 +54,14 @@ impl EndpointConfig {
             limits: Limits::default(),
             cache_dir: None,
             heartbeat: Duration::from_secs(2),
+            gpu: GpuChoice::Auto,
         }
     }
 
     /// Reads a TOML config; keys: `name`, `service`, `concurrency`,
-    /// `cache_dir`, `heartbeat`, and `[limits]` with `timeout`, `memory`,
-    /// `output` (e.g. `"5s"`, `"64MiB"`).
+    /// `cache_dir`, `heartbeat`, `gpu` (`"auto"`, `"none"` or part of an
+    /// adapter's name), and `[limits]` with `timeout`, `memory`, `output`,
+    /// `gpu_buffer`, `gpu_memory` (e.g. `"5s"`, `"64MiB"`).
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -67,6 +72,7 @@ impl EndpointConfig {
             prefetch: Option<u32>,
             cache_dir: Option<PathBuf>,
             heartbeat: Option<String>,
+            gpu: Option<String>,
             limits: Option<FileLimits>,
         }
         #[derive(Deserialize)]
@@ -75,6 +81,8 @@ impl EndpointConfig {
             timeout: Option<String>,
             memory: Option<String>,
             output: Option<String>,
+            gpu_buffer: Option<String>,
+            gpu_memory: Option<String>,
         }
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -92,6 +100,9 @@ impl EndpointConfig {
             c.prefetch = p;
         }
         c.cache_dir = f.cache_dir;
+        if let Some(g) = f.gpu {
+            c.gpu = g.parse()?;
+        }
         if let Some(h) = f.heartbeat {
             c.heartbeat = ferry_host::parse_duration(&h)?;
         }
@@ -104,6 +115,12 @@ impl EndpointConfig {
             }
             if let Some(o) = l.output {
                 c.limits.output = ferry_host::parse_bytes(&o)?;
+            }
+            if let Some(b) = l.gpu_buffer {
+                c.limits.gpu_buffer = ferry_host::parse_bytes(&b)?;
+            }
+            if let Some(m) = l.gpu_memory {
+                c.limits.gpu_memory = ferry_host::parse_bytes(&m)?;
             }
         }
         Ok(c)
@@ -118,8 +135,23 @@ pub async fn run(
     let host = Host::new(HostConfig {
         cache_dir: config.cache_dir.clone(),
         max_instances: (config.concurrency * 2).max(16),
+        gpu: config.gpu.clone(),
+        name: config.name.clone(),
         ..HostConfig::default()
     })?;
+    match host.gpu() {
+        Some(gpu) => eprintln!("ferry-endpoint `{}`: GPU {}", config.name, gpu.info()),
+        None if config.gpu == GpuChoice::None => {
+            eprintln!(
+                "ferry-endpoint `{}`: GPU disabled (gpu = \"none\")",
+                config.name
+            )
+        }
+        None => eprintln!(
+            "ferry-endpoint `{}`: no GPU adapter found; running CPU-only (tasks that need a GPU fail)",
+            config.name
+        ),
+    }
     let agent = Arc::new(Agent {
         workers: Arc::new(tokio::sync::Semaphore::new(config.concurrency as usize)),
         config,
@@ -175,6 +207,15 @@ impl Agent {
             name: self.config.name.clone(),
             concurrency: self.config.concurrency,
             version: env!("CARGO_PKG_VERSION").into(),
+            gpu: self.host.gpu().map(|g| {
+                let i = g.info();
+                ferry_proto::v1::GpuInfo {
+                    name: i.name.clone(),
+                    backend: i.backend.clone(),
+                    device_type: i.device_type.clone(),
+                    driver: i.driver.clone(),
+                }
+            }),
         })))
         .await?;
         out.send(send(endpoint_message::Kind::Credits(
@@ -311,6 +352,22 @@ impl Agent {
             kind: e.kind().into(),
             message: e.to_string(),
         };
+        for need in &a.requires {
+            match need.as_str() {
+                "gpu" if self.host.gpu().is_none() => {
+                    return Err(err(ferry_host::Error::NoGpu {
+                        endpoint: self.config.name.clone(),
+                    }));
+                }
+                "gpu" => {}
+                other => {
+                    return Err(TaskError {
+                        kind: "unsupported-requirement".into(),
+                        message: format!("endpoint {} cannot provide `{other}`", self.config.name),
+                    });
+                }
+            }
+        }
         let f = self.function(&a.function_id).await?;
         let export = f.export(&a.export).map_err(err)?;
         let args = export.args_from_msgpack(&a.args).map_err(err)?;

@@ -87,6 +87,7 @@ impl Service {
         &self,
         req: pb::SubmitRequest,
         known: &std::collections::HashSet<String>,
+        gpuless: &[String],
     ) -> Result<TaskRecord, Status> {
         if !known.contains(&req.endpoint) {
             let mut names: Vec<&str> = known.iter().map(String::as_str).collect();
@@ -100,6 +101,22 @@ impl Service {
                     names.join(", ")
                 }
             )));
+        }
+        for need in &req.requires {
+            match need.as_str() {
+                "gpu" if gpuless.contains(&req.endpoint) => {
+                    return Err(Status::failed_precondition(format!(
+                        "endpoint {} has no GPU adapter",
+                        req.endpoint
+                    )));
+                }
+                "gpu" => {}
+                other => {
+                    return Err(Status::invalid_argument(format!(
+                        "unknown requirement `{other}`; a task may require: gpu"
+                    )));
+                }
+            }
         }
         let f = self.function(&req.function_id)?;
         let export = f.export(&req.export).map_err(host_status)?;
@@ -135,6 +152,7 @@ impl Service {
             history: vec![(TaskState::WaitingForEndpoint as i32, now)],
             result: None,
             error: None,
+            requires: req.requires,
         })
     }
 
@@ -150,11 +168,20 @@ impl Service {
 
     /// Validates, stores durably, then queues and dispatches.
     fn accept(&self, reqs: Vec<pb::SubmitRequest>) -> Result<Vec<String>, Status> {
-        let known = self.sched().known_endpoints.clone();
+        let (known, gpuless) = {
+            let s = self.sched();
+            let gpuless: Vec<String> = s
+                .gpus
+                .iter()
+                .filter(|(_, g)| g.is_none())
+                .map(|(name, _)| name.clone())
+                .collect();
+            (s.known_endpoints.clone(), gpuless)
+        };
         let mut records = Vec::with_capacity(reqs.len());
         let many = reqs.len() > 1;
         for (i, req) in reqs.into_iter().enumerate() {
-            match self.prepare(req, &known) {
+            match self.prepare(req, &known, &gpuless) {
                 Ok(r) => records.push(r),
                 Err(s) if many => {
                     return Err(Status::new(
@@ -494,6 +521,7 @@ impl tasks_server::Tasks for Service {
                         .or_else(|| s.last_heartbeat.get(&name).copied())
                         .unwrap_or(0),
                     online: !sessions.is_empty(),
+                    gpu: s.gpus.get(&name).cloned().flatten(),
                     name,
                 }
             })
@@ -537,6 +565,7 @@ impl endpoints_server::Endpoints for Service {
         let (tx, rx) = mpsc::unbounded_channel();
         let sid = {
             let mut s = self.sched();
+            s.gpus.insert(name.clone(), hello.gpu.clone());
             let sid = s.fresh_id();
             s.sessions.insert(
                 sid,

@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use ferry_proto::v1::{
-    Assignment, AssignmentBatch, Limits, ServiceMessage, StateTime, TaskError, TaskEvent, TaskInfo,
-    TaskState, service_message,
+    Assignment, AssignmentBatch, GpuInfo, Limits, ServiceMessage, StateTime, TaskError, TaskEvent,
+    TaskInfo, TaskState, service_message,
 };
 use tokio::sync::mpsc;
 
@@ -35,6 +35,9 @@ pub(crate) struct Sched {
     pub(crate) queues: HashMap<String, VecDeque<String>>,
     pub(crate) sessions: HashMap<u64, Session>,
     pub(crate) known_endpoints: HashSet<String>,
+    /// The GPU each endpoint name lends, as its latest session said (`None`:
+    /// it has none).
+    pub(crate) gpus: HashMap<String, Option<GpuInfo>>,
     pub(crate) last_heartbeat: HashMap<String, i64>,
     pub(crate) watchers: HashMap<String, Vec<u64>>,
     pub(crate) watch_txs: HashMap<u64, WatchTx>,
@@ -136,6 +139,7 @@ impl Sched {
                         memory_bytes,
                         output_bytes,
                     }),
+                    requires: task.requires.clone(),
                 });
             }
             sessions.retain(|(_, s)| s.credits > 0);

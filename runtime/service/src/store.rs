@@ -24,6 +24,9 @@ pub struct TaskRecord {
     pub history: Vec<(i32, i64)>,
     pub result: Option<Vec<u8>>,
     pub error: Option<(String, String)>,
+    /// What the task needs from its endpoint (`gpu`).
+    #[serde(default)]
+    pub requires: Vec<String>,
 }
 
 /// What the service remembers about a registered function besides its bytes.
@@ -193,6 +196,7 @@ mod tests {
             history: vec![(state, 1)],
             result: None,
             error: None,
+            requires: vec!["gpu".into()],
         }
     }
 
