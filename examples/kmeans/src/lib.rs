@@ -89,7 +89,7 @@ fn cluster_gpu(
     let n32 = u32::try_from(n)
         .map_err(|_| Failure::Input(format!("{n} points are too many for the GPU path")))?;
     // Seeding is the same CPU code on both paths, so both start alike.
-    let mut centers = lloyd::initial_centers(points, k as usize, seed);
+    let mut centers = lloyd::initial_centers(&lloyd::Soa::new(points), k as usize, seed);
     let groups = n32.div_ceil(WORKGROUP * POINTS_PER_THREAD).clamp(1, 65_535);
 
     let assign = Kernel::new(WGSL, "assign")?;

@@ -73,23 +73,51 @@ pub fn generate(n: usize, blobs: usize, spread: f64, seed: u64) -> Vec<f32> {
     points
 }
 
-#[inline]
-fn distance(points: &[f32], i: usize, centers: &[f32], c: usize) -> f32 {
-    let dx = points[2 * i] - centers[2 * c];
-    let dy = points[2 * i + 1] - centers[2 * c + 1];
-    dx * dx + dy * dy
+/// Points split into coordinates, so that the hot loops run over plain
+/// slices (and vectorize, natively and in Wasm with simd128).
+pub struct Soa {
+    pub xs: Vec<f32>,
+    pub ys: Vec<f32>,
+}
+
+impl Soa {
+    pub fn new(points: &[f32]) -> Soa {
+        Soa {
+            xs: points.iter().step_by(2).copied().collect(),
+            ys: points.iter().skip(1).step_by(2).copied().collect(),
+        }
+    }
 }
 
 /// k-means++ seeding: the first center uniform, each next one drawn with
 /// probability proportional to the squared distance to the nearest chosen.
-pub fn initial_centers(points: &[f32], k: usize, seed: u64) -> Vec<f32> {
-    let n = points.len() / 2;
+pub fn initial_centers(p: &Soa, k: usize, seed: u64) -> Vec<f32> {
+    let n = p.xs.len();
     let mut rng = Rng::new(seed);
     let first = (rng.next_u64() % n as u64) as usize;
-    let mut centers = vec![points[2 * first], points[2 * first + 1]];
-    let mut nearest: Vec<f32> = (0..n).map(|i| distance(points, i, &centers, 0)).collect();
-    while centers.len() < 2 * k {
-        let total: f64 = nearest.iter().map(|&d| f64::from(d)).sum();
+    let mut centers = vec![p.xs[first], p.ys[first]];
+    let mut nearest = vec![f32::INFINITY; n];
+    loop {
+        let (cx, cy) = (centers[centers.len() - 2], centers[centers.len() - 1]);
+        for ((near, &x), &y) in nearest.iter_mut().zip(&p.xs).zip(&p.ys) {
+            let dx = x - cx;
+            let dy = y - cy;
+            let d = dx * dx + dy * dy;
+            *near = if d < *near { d } else { *near };
+        }
+        if centers.len() >= 2 * k {
+            return centers;
+        }
+        // Four running sums, so that the adds do not wait on each other.
+        let mut partial = [0.0f64; 4];
+        let mut quads = nearest.chunks_exact(4);
+        for q in &mut quads {
+            for (s, &d) in partial.iter_mut().zip(q) {
+                *s += f64::from(d);
+            }
+        }
+        let rest: f64 = quads.remainder().iter().map(|&d| f64::from(d)).sum();
+        let total = partial.iter().sum::<f64>() + rest;
         let pick = if total > 0.0 {
             let mut target = rng.next_f64() * total;
             let mut chosen = n - 1;
@@ -104,54 +132,92 @@ pub fn initial_centers(points: &[f32], k: usize, seed: u64) -> Vec<f32> {
         } else {
             (rng.next_u64() % n as u64) as usize
         };
-        centers.push(points[2 * pick]);
-        centers.push(points[2 * pick + 1]);
-        let c = centers.len() / 2 - 1;
-        for (i, near) in nearest.iter_mut().enumerate() {
-            let d = distance(points, i, &centers, c);
-            if d < *near {
-                *near = d;
-            }
-        }
+        centers.push(p.xs[pick]);
+        centers.push(p.ys[pick]);
     }
-    centers
 }
+
+/// Points assigned together: fixed-size lanes that the compiler turns into
+/// SIMD, natively and in Wasm (simd128) alike.
+const LANES: usize = 8;
 
 /// Assigns each point its nearest center (the lowest index on a tie);
 /// returns how many codes changed.
-pub fn assign(points: &[f32], centers: &[f32], codes: &mut [u32]) -> u64 {
-    let k = centers.len() / 2;
+pub fn assign(p: &Soa, centers: &[f32], codes: &mut [u32]) -> u64 {
+    let cs: Vec<(f32, f32)> = centers.chunks_exact(2).map(|c| (c[0], c[1])).collect();
     let mut changed = 0;
-    for (i, code) in codes.iter_mut().enumerate() {
-        let mut best = 0;
+    let mut xs = p.xs.chunks_exact(LANES);
+    let mut ys = p.ys.chunks_exact(LANES);
+    let mut out = codes.chunks_exact_mut(LANES);
+    for ((x, y), code) in (&mut xs).zip(&mut ys).zip(&mut out) {
+        let x: &[f32; LANES] = x.try_into().expect("exact chunk");
+        let y: &[f32; LANES] = y.try_into().expect("exact chunk");
+        let mut best = [0u32; LANES];
+        let mut best_d = [f32::INFINITY; LANES];
+        for (c, &(cx, cy)) in cs.iter().enumerate() {
+            for l in 0..LANES {
+                let dx = x[l] - cx;
+                let dy = y[l] - cy;
+                let d = dx * dx + dy * dy;
+                // Selects rather than branches: ties and misses cost the same.
+                let closer = d < best_d[l];
+                best_d[l] = if closer { d } else { best_d[l] };
+                best[l] = if closer { c as u32 } else { best[l] };
+            }
+        }
+        for (code, &b) in code.iter_mut().zip(&best) {
+            changed += u64::from(*code != b);
+            *code = b;
+        }
+    }
+    let tail = xs.remainder().iter().zip(ys.remainder());
+    for (code, (&x, &y)) in out.into_remainder().iter_mut().zip(tail) {
+        let mut best = 0u32;
         let mut best_d = f32::INFINITY;
-        for c in 0..k {
-            let d = distance(points, i, centers, c);
+        for (c, &(cx, cy)) in cs.iter().enumerate() {
+            let dx = x - cx;
+            let dy = y - cy;
+            let d = dx * dx + dy * dy;
             if d < best_d {
                 best_d = d;
                 best = c as u32;
             }
         }
-        if *code != best {
-            *code = best;
-            changed += 1;
-        }
+        changed += u64::from(*code != best);
+        *code = best;
     }
     changed
 }
 
 /// Moves each center to the mean of its points (sums in f64); a center with
 /// no points stays where it is.
-pub fn update(points: &[f32], codes: &[u32], centers: &mut [f32]) {
+pub fn update(p: &Soa, codes: &[u32], centers: &mut [f32]) {
     let k = centers.len() / 2;
-    let mut sums = vec![(0.0f64, 0.0f64, 0u64); k];
-    for (i, &code) in codes.iter().enumerate() {
-        let s = &mut sums[code as usize];
-        s.0 += f64::from(points[2 * i]);
-        s.1 += f64::from(points[2 * i + 1]);
+    // One set of sums per lane: consecutive points add into different
+    // accumulators, so the adds overlap instead of queueing on one.
+    let mut sums = vec![[(0.0f64, 0.0f64, 0u64); LANES]; k];
+    let mut xs = p.xs.chunks_exact(LANES);
+    let mut ys = p.ys.chunks_exact(LANES);
+    let mut cs = codes.chunks_exact(LANES);
+    for ((x, y), code) in (&mut xs).zip(&mut ys).zip(&mut cs) {
+        for l in 0..LANES {
+            let s = &mut sums[code[l] as usize][l];
+            s.0 += f64::from(x[l]);
+            s.1 += f64::from(y[l]);
+            s.2 += 1;
+        }
+    }
+    let tail = xs.remainder().iter().zip(ys.remainder());
+    for ((&x, &y), &code) in tail.zip(cs.remainder()) {
+        let s = &mut sums[code as usize][0];
+        s.0 += f64::from(x);
+        s.1 += f64::from(y);
         s.2 += 1;
     }
-    for (c, (sx, sy, count)) in sums.into_iter().enumerate() {
+    for (c, lanes) in sums.iter().enumerate() {
+        let (sx, sy, count) = lanes
+            .iter()
+            .fold((0.0, 0.0, 0), |a, s| (a.0 + s.0, a.1 + s.1, a.2 + s.2));
         if count > 0 {
             centers[2 * c] = (sx / count as f64) as f32;
             centers[2 * c + 1] = (sy / count as f64) as f32;
@@ -169,19 +235,20 @@ pub struct Run {
 /// Lloyd's algorithm on the CPU: assign, stop if nothing changed, update.
 pub fn cluster(points: &[f32], k: u32, max_iterations: u32, seed: u64) -> Result<Run, String> {
     let n = validate(points, k)?;
-    let mut centers = initial_centers(points, k as usize, seed);
+    let p = Soa::new(points);
+    let mut centers = initial_centers(&p, k as usize, seed);
     let mut codes = vec![u32::MAX; n];
     let mut iterations = 0;
     for _ in 0..max_iterations {
-        let changed = assign(points, &centers, &mut codes);
+        let changed = assign(&p, &centers, &mut codes);
         iterations += 1;
         if changed == 0 {
             break;
         }
-        update(points, &codes, &mut centers);
+        update(&p, &codes, &mut centers);
     }
     if iterations == 0 {
-        assign(points, &centers, &mut codes);
+        assign(&p, &centers, &mut codes);
     }
     Ok(Run {
         centers,

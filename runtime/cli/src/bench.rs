@@ -45,6 +45,15 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 2_000)]
         iterations: u32,
     },
+    /// The seed's k-means: Wasm CPU against the same Rust compiled natively,
+    /// and the GPU path against both, on this machine's best adapter.
+    Kmeans {
+        #[command(flatten)]
+        args: crate::kmeans::KmeansArgs,
+        /// Runs of each (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: u32,
+    },
     /// Monte-Carlo pi in Wasm against the same Rust compiled natively.
     Pi {
         /// The `pi` component (default: build it from this checkout).
@@ -79,13 +88,19 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             Box::pin(rtt(c, f, iterations.max(10)))
         });
     }
+    if let BenchCommand::Kmeans { args, runs } = &cmd {
+        crate::kmeans::bench(args, (*runs).max(1))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .context("starting the async runtime")?;
     let host = Host::new(HostConfig::default())?;
     match cmd {
-        BenchCommand::Noop { .. } | BenchCommand::Rtt { .. } => unreachable!("handled above"),
+        BenchCommand::Noop { .. } | BenchCommand::Rtt { .. } | BenchCommand::Kmeans { .. } => {
+            unreachable!("handled above")
+        }
         BenchCommand::Instantiate {
             component,
             batch,

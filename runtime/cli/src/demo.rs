@@ -19,6 +19,17 @@ pub enum DemoCommand {
         #[arg(long)]
         component: Option<std::path::PathBuf>,
     },
+    /// The seed's k-means against a running fabric: 400,000 points, k = 7,
+    /// on the endpoint's CPU and then its GPU; writes a scatter plot.
+    Kmeans {
+        #[arg(long, default_value = "local")]
+        endpoint: String,
+        #[command(flatten)]
+        args: crate::kmeans::KmeansArgs,
+        /// Where the scatter plot goes.
+        #[arg(long, default_value = "kmeans.png")]
+        out: std::path::PathBuf,
+    },
 }
 
 pub fn run(service: &crate::fabric::ServiceArg, cmd: DemoCommand) -> anyhow::Result<ExitCode> {
@@ -28,6 +39,11 @@ pub fn run(service: &crate::fabric::ServiceArg, cmd: DemoCommand) -> anyhow::Res
             endpoint,
             component,
         } => crate::fabric::demo_pi(service, endpoint, component),
+        DemoCommand::Kmeans {
+            endpoint,
+            args,
+            out,
+        } => crate::fabric::demo_kmeans(service, endpoint, args, out),
     }
 }
 

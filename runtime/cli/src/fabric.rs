@@ -174,6 +174,8 @@ async fn shutdown_signal() {
 pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let dir = data_dir(args.data_dir)?;
     let pi = if args.demo {
+        // Built before the fabric starts, so that both are ready together.
+        crate::guests::component("kmeans", None)?;
         Some(crate::guests::component("pi", None)?)
     } else {
         None
@@ -193,6 +195,14 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             Some(pi) => {
                 let client = connect_when_ready(&fabric.url).await?;
                 pi_experiment(&client, "local", &pi).await?;
+                let kmeans = crate::kmeans::KmeansArgs {
+                    points: 400_000,
+                    k: 7,
+                    iterations: 60,
+                    seed: 2016,
+                    component: None,
+                };
+                crate::kmeans::demo(&client, "local", &kmeans, Path::new("kmeans.png")).await?;
                 fabric.stop().await?;
             }
         }
@@ -457,6 +467,20 @@ pub fn status(service: &ServiceArg) -> anyhow::Result<ExitCode> {
             let state = TaskState::try_from(c.state).unwrap_or(TaskState::Unspecified);
             println!("{:<22} {}", state.label(), c.count);
         }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The seed's k-means on the endpoint's CPU and GPU, and its plot.
+pub fn demo_kmeans(
+    service: &ServiceArg,
+    endpoint: String,
+    args: crate::kmeans::KmeansArgs,
+    out: PathBuf,
+) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let client = connect(&service.service).await?;
+        crate::kmeans::demo(&client, &endpoint, &args, &out).await?;
         Ok(ExitCode::SUCCESS)
     })
 }

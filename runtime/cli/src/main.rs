@@ -4,6 +4,7 @@ mod bench;
 mod demo;
 mod fabric;
 mod guests;
+mod kmeans;
 mod local;
 mod scaffold;
 
