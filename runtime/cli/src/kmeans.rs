@@ -127,7 +127,7 @@ pub async fn demo(
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0f32, f32::max);
             println!(
-                "\nGPU ({} via {}, {}) against CPU: {:.1}× faster in the function; {same} of {} codes agree; centers within {shift:.1e}",
+                "\nGPU ({} via {}, {}) against CPU: speed-up {:.2}× in the function; {same} of {} codes agree; centers within {shift:.1e}",
                 adapter.name,
                 adapter.backend,
                 adapter.device_type,
@@ -175,12 +175,10 @@ pub fn plot(points: &[f32], c: &Clustering, shown: usize, out: &Path) -> anyhow:
     let (y0, y1) = ys.fold((f32::MAX, f32::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let span = (x1 - x0).max(y1 - y0).max(1e-6);
     let scale = (SIZE as f32 - 2.0 * MARGIN) / span;
-    let to_px = |x: f32, y: f32| {
-        (
-            MARGIN + (x - x0) * scale,
-            SIZE as f32 - MARGIN - (y - y0) * scale,
-        )
-    };
+    // Equal scales on both axes, the data centred in the square.
+    let ox = MARGIN + (span - (x1 - x0)) * scale / 2.0;
+    let oy = MARGIN + (span - (y1 - y0)) * scale / 2.0;
+    let to_px = |x: f32, y: f32| (ox + (x - x0) * scale, SIZE as f32 - oy - (y - y0) * scale);
     let mut img = vec![255u8; SIZE * SIZE * 3];
     let mut put = |x: i64, y: i64, rgb: [u8; 3]| {
         if (0..SIZE as i64).contains(&x) && (0..SIZE as i64).contains(&y) {
