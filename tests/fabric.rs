@@ -519,3 +519,57 @@ async fn gpu_requirements_are_checked_at_submit_and_kmeans_runs_on_either_path()
         assert!((a - b).abs() <= 1e-4, "gpu {a}, cpu {b}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_kmeans_runs_both_paths_and_writes_the_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _service = serve(&dir.path().join("data"), port);
+    let _gpu = endpoint_with(port, "lab", &dir.path().join("a"), 2, &["--gpu", "auto"]);
+    let client = ready(port, "lab", 1).await;
+    let has_gpu = client
+        .status()
+        .await
+        .unwrap()
+        .endpoints
+        .iter()
+        .any(|e| e.name == "lab" && e.gpu.is_some());
+    let png = dir.path().join("plot.png");
+    let url = format!("http://127.0.0.1:{port}");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["--service", &url, "demo", "kmeans", "--endpoint", "lab"])
+        .args(["--points", "30000", "--out"])
+        .arg(&png)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("| CPU | cpu | "), "{stdout}");
+    if has_gpu {
+        assert!(stdout.contains("| GPU | "), "{stdout}");
+        // Points within rounding of a boundary may go either way.
+        let agree: usize = stdout
+            .split(" of 30000 codes agree")
+            .next()
+            .and_then(|head| head.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no agreement count in {stdout}"));
+        assert!(agree >= 29_970, "{agree} of 30000 codes agree");
+    } else {
+        assert!(
+            stdout.contains("has no GPU adapter, so only the CPU path ran"),
+            "{stdout}"
+        );
+    }
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "a PNG file");
+    assert_eq!(&bytes[12..16], b"IHDR");
+    let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    assert_eq!((width, height), (800, 800));
+}

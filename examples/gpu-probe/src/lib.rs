@@ -17,6 +17,20 @@ fn add(@builtin(global_invocation_id) id: vec3<u32>) {
 }
 ";
 
+const SPIN: &str = "
+@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+@group(0) @binding(1) var<uniform> rounds: vec4<u32>;
+
+@compute @workgroup_size(64)
+fn spin(@builtin(global_invocation_id) id: vec3<u32>) {
+    var h = id.x;
+    for (var i = 0u; i < rounds.x; i++) {
+        h = (h ^ (h >> 15u)) * 2246822519u + i;
+    }
+    out[id.x] = h;
+}
+";
+
 struct Probe;
 
 impl Guest for Probe {
@@ -101,6 +115,19 @@ impl Guest for Probe {
                 }
                 Misuse::UnalignedWrite => x.write(2, &[1u32]),
             }
+        };
+        run().map_err(|e| e.to_string())
+    }
+
+    fn spin(rounds: u32, dispatches: u32) -> Result<u32, String> {
+        let run = || -> Result<u32, gpu::Error> {
+            let kernel = Kernel::new(SPIN, "spin")?;
+            let out = Buffer::zeroed::<u32>(64, gpu::storage())?;
+            let params = Buffer::from_slice(&[rounds, 0, 0, 0], gpu::uniform())?;
+            for _ in 0..dispatches {
+                kernel.dispatch(&[(0, &out), (1, &params)], (1, 1, 1))?;
+            }
+            Ok(out.read_range::<u32>(0, 1)?[0])
         };
         run().map_err(|e| e.to_string())
     }

@@ -35,6 +35,10 @@ pub struct RunArgs {
     /// Print the guest's log lines and progress on stderr as they happen.
     #[arg(long, short)]
     verbose: bool,
+    /// The GPU lent to a function that imports `ferry:host/gpu`: `auto`,
+    /// `none`, or part of an adapter's name.
+    #[arg(long, default_value = "auto")]
+    gpu: String,
 }
 
 pub fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
@@ -79,12 +83,24 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.cache_dir.clone().or_else(default_cache_dir)
     };
-    let host = Host::new(HostConfig {
+    let config = HostConfig {
         cache_dir,
         pooling: false,
         ..HostConfig::default()
-    })?;
-    let function = host.load(&bytes)?;
+    };
+    let gpu: ferry_host::GpuChoice = args.gpu.parse()?;
+    let mut host = Host::new(config.clone())?;
+    let mut function = host.load(&bytes)?;
+    // Open a GPU only for a function that can use one: it costs start-up time.
+    if gpu != ferry_host::GpuChoice::None
+        && function
+            .imports()
+            .iter()
+            .any(|i| i.starts_with("ferry:host/gpu"))
+    {
+        host = Host::new(HostConfig { gpu, ..config })?;
+        function = host.load(&bytes)?;
+    }
     let export = function.export(&args.export)?;
     let texts: Vec<String> = export
         .params()

@@ -378,6 +378,65 @@ async fn gpu_memory_returns_to_baseline_after_100_tasks() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gpu_work_counts_against_the_task_timeout() {
+    let Some(host) = gpu_host() else { return };
+    let f = load(&host, "gpu-probe");
+    // Find a queue of GPU work that runs for about a second on this adapter.
+    let mut dispatches: u64 = 4;
+    let took = loop {
+        let start = std::time::Instant::now();
+        let v = json(
+            &host,
+            &f,
+            "spin",
+            vec![65_535.into(), dispatches.into()],
+            &Limits::default(),
+        )
+        .await
+        .unwrap();
+        ok(v);
+        let took = start.elapsed();
+        if took >= std::time::Duration::from_millis(800) || dispatches >= 1 << 20 {
+            break took;
+        }
+        let factor = (1.0 / took.as_secs_f64().max(1e-3)).clamp(2.0, 64.0);
+        dispatches = ((dispatches as f64 * factor) as u64).min(1 << 20);
+    };
+    eprintln!("{dispatches} dispatches take {took:?}");
+    assert!(
+        took >= std::time::Duration::from_millis(100),
+        "the longest kernel took only {took:?}; cannot test the timeout"
+    );
+    let tight = Limits {
+        timeout: took / 4,
+        ..Limits::default()
+    };
+    let e = json(
+        &host,
+        &f,
+        "spin",
+        vec![65_535.into(), dispatches.into()],
+        &tight,
+    )
+    .await
+    .expect_err("the GPU wait runs past the limit");
+    assert_eq!(e.kind(), "timeout", "{e}");
+    // The device is still good for the next task.
+    let v = json(
+        &host,
+        &f,
+        "vector-add",
+        vec![serde_json::json!([1.0]), serde_json::json!([2.0])],
+        &Limits::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok(v), serde_json::json!([3.0]));
+    host.gpu().unwrap().wait_idle();
+    assert_eq!(host.gpu().unwrap().live_bytes(), 0);
+}
+
 #[tokio::test]
 async fn kmeans_gpu_and_cpu_agree_on_fresh_data() {
     let Some(host) = gpu_host() else { return };
