@@ -442,8 +442,8 @@ pub fn status(service: &ServiceArg) -> anyhow::Result<ExitCode> {
         let client = connect(&service.service).await?;
         let s = client.status().await?;
         println!(
-            "{:<16} {:<8} {:>8} {:>9} {:>8} {:>8}  last heartbeat",
-            "ENDPOINT", "STATE", "SESSIONS", "CAPACITY", "RUNNING", "QUEUED"
+            "{:<16} {:<8} {:>8} {:>9} {:>8} {:>8}  {:<14} GPU",
+            "ENDPOINT", "STATE", "SESSIONS", "CAPACITY", "RUNNING", "QUEUED", "LAST HEARTBEAT"
         );
         let now = ferry_proto::now_ms();
         for e in &s.endpoints {
@@ -452,8 +452,12 @@ pub fn status(service: &ServiceArg) -> anyhow::Result<ExitCode> {
             } else {
                 format!("{:.1}s ago", (now - e.last_heartbeat_ms) as f64 / 1e3)
             };
+            let gpu = e.gpu.as_ref().map_or_else(
+                || "none".to_owned(),
+                |g| format!("{} ({})", g.name, g.backend),
+            );
             println!(
-                "{:<16} {:<8} {:>8} {:>9} {:>8} {:>8}  {beat}",
+                "{:<16} {:<8} {:>8} {:>9} {:>8} {:>8}  {beat:<14} {gpu}",
                 e.name,
                 if e.online { "online" } else { "offline" },
                 e.sessions,
