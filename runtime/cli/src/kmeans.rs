@@ -232,6 +232,47 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Times of one path: whole calls and the function's own count.
+#[derive(Default)]
+struct Timings {
+    whole: Vec<f64>,
+    inside: Vec<f64>,
+    last: Option<Clustering>,
+}
+
+/// Medians of one path, and its last result.
+struct Summary {
+    whole: f64,
+    inside: f64,
+    last: Clustering,
+}
+
+impl Timings {
+    fn add(&mut self, (secs, c): (f64, Clustering)) {
+        self.whole.push(secs);
+        self.inside.push(c.seconds);
+        self.last = Some(c);
+    }
+
+    /// Prints this path's two rows against `native` seconds.
+    fn report(self, name: &str, native: f64) -> anyhow::Result<Summary> {
+        let last = self.last.context("no runs")?;
+        let (whole, inside) = (median(self.whole), median(self.inside));
+        for (what, secs) in [("whole call", whole), ("inside the function", inside)] {
+            println!(
+                "| {name}, {what} | {} | {secs:.3} | {:.2} |",
+                last.iterations,
+                secs / native
+            );
+        }
+        Ok(Summary {
+            whole,
+            inside,
+            last,
+        })
+    }
+}
+
 /// `ferry bench kmeans`: the seed's sizes, native against Wasm on the CPU and
 /// the GPU path against both, on this machine's best adapter.
 pub fn bench(args: &KmeansArgs, runs: u32) -> anyhow::Result<()> {
@@ -278,81 +319,47 @@ pub fn bench(args: &KmeansArgs, runs: u32) -> anyhow::Result<()> {
     };
 
     println!(
-        "k-means {}×2, k = {}, {} iterations at most, {runs} runs each (medians)\n",
+        "k-means {}×2, k = {}, {} iterations at most, {runs} runs each, interleaved (medians)\n",
         args.points, args.k, args.iterations
     );
-    let mut native = Vec::new();
-    let mut native_iterations = 0;
+    let gpu = host.gpu().map(|g| g.info().clone());
+    // Runs of each path take turns, so that machine noise hits all alike.
+    let (mut native, mut native_iterations) = (Vec::new(), 0);
+    let mut wasm = Timings::default();
+    let mut on_gpu = Timings::default();
     for _ in 0..runs {
         let start = Instant::now();
         let r = lloyd::cluster(&points, args.k, args.iterations, args.seed)
             .map_err(anyhow::Error::msg)?;
         native.push(start.elapsed().as_secs_f64());
         native_iterations = r.iterations;
+        wasm.add(call(&cpu_args)?);
+        if gpu.is_some() {
+            on_gpu.add(call(&gpu_args)?);
+        }
     }
-    let mut wasm = Vec::new();
-    let mut wasm_inside = Vec::new();
-    let mut cpu_result = None;
-    for _ in 0..runs {
-        let (secs, c) = call(&cpu_args)?;
-        wasm.push(secs);
-        wasm_inside.push(c.seconds);
-        cpu_result = Some(c);
-    }
-    let cpu = cpu_result.context("no runs")?;
     let native_s = median(native);
-    let wasm_s = median(wasm);
-    let wasm_inside_s = median(wasm_inside);
     println!("| path | iterations | median seconds | against native |");
     println!("|---|---|---|---|");
     println!("| native CPU (same Rust) | {native_iterations} | {native_s:.3} | 1.00 |");
-    println!(
-        "| Wasm CPU, whole call | {} | {wasm_s:.3} | {:.2} |",
-        cpu.iterations,
-        wasm_s / native_s
-    );
-    println!(
-        "| Wasm CPU, inside the function | {} | {wasm_inside_s:.3} | {:.2} |",
-        cpu.iterations,
-        wasm_inside_s / native_s
-    );
-    let Some(adapter) = host.gpu().map(|g| g.info().clone()) else {
+    let cpu = wasm.report("Wasm CPU", native_s)?;
+    let Some(adapter) = gpu else {
         println!("\nno GPU adapter on this machine: GPU path not measured");
         return Ok(());
     };
-    let mut gpu = Vec::new();
-    let mut gpu_inside = Vec::new();
-    let mut gpu_result = None;
-    for _ in 0..runs {
-        let (secs, c) = call(&gpu_args)?;
-        gpu.push(secs);
-        gpu_inside.push(c.seconds);
-        gpu_result = Some(c);
-    }
-    let g = gpu_result.context("no runs")?;
-    let gpu_s = median(gpu);
-    let gpu_inside_s = median(gpu_inside);
-    println!(
-        "| Wasm GPU, whole call | {} | {gpu_s:.3} | {:.2} |",
-        g.iterations,
-        gpu_s / native_s
-    );
-    println!(
-        "| Wasm GPU, inside the function | {} | {gpu_inside_s:.3} | {:.2} |",
-        g.iterations,
-        gpu_inside_s / native_s
-    );
+    let g = on_gpu.report("Wasm GPU", native_s)?;
     let same = cpu
+        .last
         .codes
         .iter()
-        .zip(&g.codes)
+        .zip(&g.last.codes)
         .filter(|(a, b)| a == b)
         .count();
     println!(
         "\nGPU: {adapter}\nGPU against Wasm CPU: {:.2}× (whole call), {:.2}× (inside the function); {same} of {} codes agree",
-        wasm_s / gpu_s,
-        wasm_inside_s / gpu_inside_s,
-        cpu.codes.len()
+        cpu.whole / g.whole,
+        cpu.inside / g.inside,
+        cpu.last.codes.len()
     );
     Ok(())
 }

@@ -173,15 +173,16 @@ async fn wgsl_errors_name_line_and_column_and_kernels_are_cached() {
     let Some(host) = gpu_host() else { return };
     let f = load(&host, "gpu-probe");
     let broken = "@group(0) @binding(0) var<storage, read_write> v: array<f32>;\n\n@compute @workgroup_size(1)\nfn main() {\n    v[0] = 1.0 +;\n}\n";
-    let v = json(
-        &host,
-        &f,
-        "compile",
-        vec![broken.into(), "main".into()],
-        &Limits::default(),
-    )
-    .await
-    .unwrap();
+    let compile = |wgsl: &str, entry: &str| {
+        let args = vec![wgsl.into(), entry.into()];
+        let (host, f) = (&host, &f);
+        async move {
+            json(host, f, "compile", args, &Limits::default())
+                .await
+                .unwrap()
+        }
+    };
+    let v = compile(broken, "main").await;
     let e = v.get("err").expect("a syntax error fails").clone();
     assert_eq!(e["line"], 5, "{e}");
     assert_eq!(e["column"], 17, "{e}");
@@ -189,15 +190,7 @@ async fn wgsl_errors_name_line_and_column_and_kernels_are_cached() {
 
     // A type error is caught by validation, still with a place.
     let mistyped = "@compute @workgroup_size(1)\nfn main() {\n    let x: u32 = 1.5;\n}\n";
-    let v = json(
-        &host,
-        &f,
-        "compile",
-        vec![mistyped.into(), "main".into()],
-        &Limits::default(),
-    )
-    .await
-    .unwrap();
+    let v = compile(mistyped, "main").await;
     let e = v.get("err").expect("a type error fails").clone();
     assert_eq!(e["line"], 3, "{e}");
 
@@ -205,15 +198,7 @@ async fn wgsl_errors_name_line_and_column_and_kernels_are_cached() {
     let gpu = host.gpu().unwrap();
     let before = gpu.kernels_compiled();
     for _ in 0..3 {
-        let v = json(
-            &host,
-            &f,
-            "compile",
-            vec![good.into(), "main".into()],
-            &Limits::default(),
-        )
-        .await
-        .unwrap();
+        let v = compile(good, "main").await;
         assert_eq!(ok(v), serde_json::json!([3]));
     }
     assert_eq!(
@@ -222,15 +207,7 @@ async fn wgsl_errors_name_line_and_column_and_kernels_are_cached() {
         "compiled once, then cached"
     );
 
-    let v = json(
-        &host,
-        &f,
-        "compile",
-        vec![good.into(), "nope".into()],
-        &Limits::default(),
-    )
-    .await
-    .unwrap();
+    let v = compile(good, "nope").await;
     let e = v.get("err").unwrap();
     assert!(
         e["message"]
