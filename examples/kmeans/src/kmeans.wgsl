@@ -63,7 +63,8 @@ fn assign(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
             workgroupBarrier();
         }
         if (lid.x == 0u) {
-            partials[wid.x * k + c] = vec4<f32>(sums[0], 0.0);
+            // The count travels as u32 bits: exact however many points.
+            partials[wid.x * k + c] = vec4<f32>(sums[0].xy, 0.0, bitcast<f32>(u32(sums[0].z)));
         }
         workgroupBarrier();
     }
@@ -75,11 +76,14 @@ fn update(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (c >= params.k) {
         return;
     }
-    var s = vec3<f32>(0.0);
+    var s = vec2<f32>(0.0);
+    var count = 0u;
     for (var g = 0u; g < params.groups; g++) {
-        s += partials[g * params.k + c].xyz;
+        let p = partials[g * params.k + c];
+        s += p.xy;
+        count += bitcast<u32>(p.w);
     }
-    if (s.z > 0.0) {
-        centers[c] = s.xy / s.z;
+    if (count > 0u) {
+        centers[c] = s / f32(count);
     }
 }
