@@ -57,6 +57,7 @@ fn local() -> anyhow::Result<ExitCode> {
     })?;
     let opts = CallOptions {
         log_sink: Some(Arc::new(|e: &LogEvent| println!("    guest log: {e}"))),
+        ..CallOptions::default()
     };
 
     let hello = host.load_file(crate::guests::component("hello", None)?)?;

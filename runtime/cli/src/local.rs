@@ -39,6 +39,10 @@ pub struct RunArgs {
     /// `none`, or part of an adapter's name.
     #[arg(long, default_value = "auto")]
     gpu: String,
+    /// A host directory the function may see: `HOST:GUEST` (read-write) or
+    /// `HOST:GUEST:ro`; repeatable. It also gets a private `/scratch`.
+    #[arg(long = "mount", value_name = "HOST:GUEST[:ro]")]
+    mounts: Vec<ferry_host::Mount>,
 }
 
 pub fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
@@ -116,16 +120,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         output: args.output,
         ..Limits::default()
     };
+    let scratch = tempfile_dir("ferry-scratch")?;
     let options = CallOptions {
         log_sink: args
             .verbose
             .then(|| Arc::new(|e: &ferry_host::LogEvent| eprintln!("{e}")) as ferry_host::LogSink),
+        mounts: args.mounts.clone(),
+        scratch: Some(scratch.clone()),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .context("starting the async runtime")?;
-    let outcome = runtime.block_on(host.call(&function, export, &vals, &limits, &options))?;
+    let outcome = runtime.block_on(host.call(&function, export, &vals, &limits, &options));
+    let _ = std::fs::remove_dir(&scratch);
+    let outcome = outcome?;
 
     // The guest's own output goes where a local program's would.
     use std::io::Write;
@@ -158,6 +167,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     println!("{json}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A directory of this process's own under the system's temporary directory.
+fn tempfile_dir(prefix: &str) -> anyhow::Result<PathBuf> {
+    Ok(std::env::temp_dir().join(format!("{prefix}-{}", std::process::id())))
 }
 
 /// Lets `greet World` mean `greet "World"`: text that is not JSON, given for a

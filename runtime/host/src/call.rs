@@ -1,11 +1,13 @@
 //! One call: a fresh store and instance, limits, and a classified outcome.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{ResourceTable, Val};
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::capabilities::files::{self, Mount};
 use crate::capabilities::gpu::GpuState;
 use crate::capabilities::log::{LogEvent, LogSink, LogState};
 use crate::function::{Export, Function};
@@ -53,6 +55,11 @@ pub struct Outcome {
 pub struct CallOptions {
     /// Receives log events as they happen.
     pub log_sink: Option<LogSink>,
+    /// Host directories the call may see (`wasi:filesystem` preopens).
+    pub mounts: Vec<Mount>,
+    /// Where the call's private `/scratch` is made (and removed after);
+    /// `None` gives it no scratch space.
+    pub scratch: Option<PathBuf>,
 }
 
 impl Host {
@@ -78,10 +85,11 @@ impl Host {
         let deadline = started + limits.timeout;
         let stdout = Capture::new(limits.stdio);
         let stderr = Capture::new(limits.stdio);
-        let wasi = WasiCtx::builder()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .build();
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(stdout.clone()).stderr(stderr.clone());
+        // Dropped after the store, so the scratch outlives every handle on it.
+        let _scratch = files::preopen(&mut wasi, &options.mounts, options.scratch.as_deref())?;
+        let wasi = wasi.build();
         let mut store = Store::new(
             self.engine(),
             TaskState {

@@ -70,6 +70,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A directory grant that cannot be honoured.
+    #[error("bad mount: {0}")]
+    BadMount(String),
+
     /// The task needs a GPU and this endpoint has none.
     #[error("endpoint {endpoint} has no GPU adapter")]
     NoGpu { endpoint: String },
@@ -100,6 +104,7 @@ impl Error {
             Error::OutputTooLarge { .. } => "output-too-large",
             Error::InvalidLimits(_) => "invalid-limits",
             Error::Io { .. } => "io",
+            Error::BadMount(_) => "bad-mount",
             Error::NoGpu { .. } => "no-gpu",
             Error::Gpu(_) => "gpu",
             Error::Internal(_) => "internal",

@@ -4,6 +4,7 @@
 //! WIT interface, its per-task host state, an `add_to_linker`, and its tests.
 //! Adding a capability means copying the shape of `log`.
 
+pub mod files;
 pub mod gpu;
 pub mod log;
 

@@ -1,0 +1,55 @@
+//! Probes of the directories (and scratch space) a task is granted.
+
+wit_bindgen::generate!({ path: "wit", world: "files-probe" });
+
+struct Probe;
+
+fn names(path: &str) -> Result<Vec<String>, String> {
+    let mut names: Vec<String> = std::fs::read_dir(path)
+        .map_err(|e| format!("{path}: {e}"))?
+        .map(|entry| entry.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{path}: {e}"))?;
+    names.sort();
+    Ok(names)
+}
+
+impl Guest for Probe {
+    fn read(path: String) -> Result<String, String> {
+        std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))
+    }
+
+    fn write(path: String, text: String) -> Result<(), String> {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&path).map_err(|e| format!("{path}: {e}"))?;
+        let n = f.write(text.as_bytes()).map_err(|e| format!("{path}: {e}"))?;
+        let m = f.metadata().map_err(|e| format!("{path}: {e}"))?;
+        Err(format!("wrote {n} of {}, len {}", text.len(), m.len()))
+    }
+
+    fn fixed() -> Result<(), String> {
+        use std::io::Write;
+        let mut f = std::fs::File::create("/out/fixed.txt").map_err(|e| e.to_string())?;
+        let n = f.write(b"hello").map_err(|e| e.to_string())?;
+        Err(format!("wrote {n}"))
+    }
+
+    fn list_dir(path: String) -> Result<Vec<String>, String> {
+        names(&path)
+    }
+
+    fn scratch() -> Result<Vec<String>, String> {
+        let before = names("/scratch")?;
+        if !before.is_empty() {
+            return Err(format!("/scratch is not empty: {before:?}"));
+        }
+        std::fs::write("/scratch/work.txt", "intermediate").map_err(|e| e.to_string())?;
+        let back = std::fs::read_to_string("/scratch/work.txt").map_err(|e| e.to_string())?;
+        if back != "intermediate" {
+            return Err(format!("read back {back:?}"));
+        }
+        names("/scratch")
+    }
+}
+
+export!(Probe);

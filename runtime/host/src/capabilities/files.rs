@@ -1,0 +1,215 @@
+//! Files: `wasi:filesystem` preopens, scoped per task.
+//!
+//! A task sees only the directories granted to it, each read-only or
+//! read-write, and a fresh private `/scratch` that is removed when the task
+//! ends. wasmtime-wasi resolves every path inside its preopen (cap-std), so
+//! `..`, absolute host paths and symlinks that lead out of a mount all fail.
+//! The WIT is WASI's own; this module holds the grants and the scratch space.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+use crate::Error;
+
+/// Where every task's private scratch directory appears.
+pub const SCRATCH: &str = "/scratch";
+
+/// A host directory a task may see, at `guest` (an absolute path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub host: PathBuf,
+    pub guest: String,
+    pub read_only: bool,
+}
+
+impl Mount {
+    /// Checks the mount: an existing host directory, an absolute guest path
+    /// without `..` that is not `/scratch`.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |why: String| Err(Error::BadMount(why));
+        if !self.guest.starts_with('/') {
+            return bad(format!(
+                "guest path `{}` must be absolute, like /data",
+                self.guest
+            ));
+        }
+        if self
+            .guest
+            .split('/')
+            .any(|part| part == ".." || part == ".")
+        {
+            return bad(format!(
+                "guest path `{}` may not contain `.` or `..`",
+                self.guest
+            ));
+        }
+        if self.guest.trim_end_matches('/') == SCRATCH {
+            return bad(format!(
+                "guest path {SCRATCH} is each task's own scratch space"
+            ));
+        }
+        match std::fs::metadata(&self.host) {
+            Ok(m) if m.is_dir() => Ok(()),
+            Ok(_) => bad(format!("{} is not a directory", self.host.display())),
+            Err(e) => bad(format!("{}: {e}", self.host.display())),
+        }
+    }
+}
+
+impl FromStr for Mount {
+    type Err = Error;
+
+    /// `HOST:GUEST`, `HOST:GUEST:ro` or `HOST:GUEST:rw` (read-write is the
+    /// default here, as for `docker -v`).
+    fn from_str(s: &str) -> Result<Mount, Error> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let (host, guest, read_only) = match parts.as_slice() {
+            [host, guest] => (*host, *guest, false),
+            [host, guest, "ro"] => (*host, *guest, true),
+            [host, guest, "rw"] => (*host, *guest, false),
+            _ => {
+                return Err(Error::BadMount(format!("`{s}` is not HOST:GUEST[:ro|:rw]")));
+            }
+        };
+        if host.is_empty() {
+            return Err(Error::BadMount(format!("`{s}` names no host directory")));
+        }
+        Ok(Mount {
+            host: host.into(),
+            guest: guest.into(),
+            read_only,
+        })
+    }
+}
+
+/// A task's scratch directory on the host; removed when dropped.
+pub(crate) struct Scratch {
+    path: PathBuf,
+}
+
+impl Scratch {
+    fn create(root: &Path) -> Result<Scratch, Error> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        std::fs::create_dir_all(root)
+            .map_err(|e| Error::io(format!("creating scratch root {}", root.display()), e))?;
+        let name = format!(
+            "task-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = root.join(name);
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&path)
+            .map_err(|e| Error::io(format!("creating scratch {}", path.display()), e))?;
+        Ok(Scratch { path })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            eprintln!("ferry: removing scratch {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// Grants `mounts` and, when `scratch_root` is set, a fresh `/scratch` made
+/// under it; the returned guard removes the scratch directory.
+pub(crate) fn preopen(
+    builder: &mut WasiCtxBuilder,
+    mounts: &[Mount],
+    scratch_root: Option<&Path>,
+) -> Result<Option<Scratch>, Error> {
+    for m in mounts {
+        m.validate()?;
+        if mounts.iter().filter(|o| o.guest == m.guest).count() > 1 {
+            return Err(Error::BadMount(format!("two mounts at {}", m.guest)));
+        }
+        let perms = if m.read_only {
+            FsPerms::ReadOnly
+        } else {
+            FsPerms::ReadWrite
+        };
+        builder
+            .preopened_dir(&m.host, &m.guest, perms)
+            .map_err(|e| Error::BadMount(format!("{}: {e:#}", m.host.display())))?;
+    }
+    let Some(root) = scratch_root else {
+        return Ok(None);
+    };
+    let scratch = Scratch::create(root)?;
+    builder
+        .preopened_dir(&scratch.path, SCRATCH, FsPerms::ReadWrite)
+        .map_err(|e| Error::BadMount(format!("{}: {e:#}", scratch.path.display())))?;
+    Ok(Some(scratch))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_mounts() {
+        let m: Mount = "/srv/data:/data:ro".parse().unwrap();
+        assert_eq!(
+            m,
+            Mount {
+                host: "/srv/data".into(),
+                guest: "/data".into(),
+                read_only: true
+            }
+        );
+        assert!(!"/a:/b".parse::<Mount>().unwrap().read_only);
+        assert!("/a".parse::<Mount>().is_err());
+        assert!("/a:/b:rx".parse::<Mount>().is_err());
+    }
+
+    #[test]
+    fn validates_guest_paths_and_host_dirs() {
+        let dir = std::env::temp_dir();
+        let m = |guest: &str| Mount {
+            host: dir.clone(),
+            guest: guest.into(),
+            read_only: true,
+        };
+        assert!(m("/data").validate().is_ok());
+        for (guest, why) in [
+            ("data", "absolute"),
+            ("/data/../etc", "`..`"),
+            ("/scratch", "scratch"),
+        ] {
+            let e = m(guest).validate().unwrap_err().to_string();
+            assert!(e.contains(why), "{guest}: {e}");
+        }
+        let missing = Mount {
+            host: dir.join("no-such-dir-for-ferry"),
+            guest: "/x".into(),
+            read_only: false,
+        };
+        assert!(missing.validate().is_err());
+    }
+
+    #[test]
+    fn scratch_is_private_and_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let s = Scratch::create(root.path()).unwrap();
+        std::fs::write(s.path.join("f"), b"x").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&s.path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
+        let path = s.path.clone();
+        drop(s);
+        assert!(!path.exists());
+    }
+}
