@@ -15,23 +15,12 @@ fn names(path: &str) -> Result<Vec<String>, String> {
 }
 
 impl Guest for Probe {
-    fn read(path: String) -> Result<String, String> {
+    fn read_file(path: String) -> Result<String, String> {
         std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))
     }
 
-    fn write(path: String, text: String) -> Result<(), String> {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&path).map_err(|e| format!("{path}: {e}"))?;
-        let n = f.write(text.as_bytes()).map_err(|e| format!("{path}: {e}"))?;
-        let m = f.metadata().map_err(|e| format!("{path}: {e}"))?;
-        Err(format!("wrote {n} of {}, len {}", text.len(), m.len()))
-    }
-
-    fn fixed() -> Result<(), String> {
-        use std::io::Write;
-        let mut f = std::fs::File::create("/out/fixed.txt").map_err(|e| e.to_string())?;
-        let n = f.write(b"hello").map_err(|e| e.to_string())?;
-        Err(format!("wrote {n}"))
+    fn write_file(path: String, text: String) -> Result<(), String> {
+        std::fs::write(&path, text).map_err(|e| format!("{path}: {e}"))
     }
 
     fn list_dir(path: String) -> Result<Vec<String>, String> {

@@ -86,7 +86,7 @@ async fn a_guest_reads_and_writes_only_where_it_is_granted() {
     let fx = fixture();
     let o = &fx.options;
 
-    let v = call(&host, &f, "read", &["/data/hello.txt"], o).await;
+    let v = call(&host, &f, "read-file", &["/data/hello.txt"], o).await;
     assert_eq!(v["ok"], "hello from the host");
     let v = call(&host, &f, "list-dir", &["/data"], o).await;
     assert_eq!(
@@ -102,26 +102,33 @@ async fn a_guest_reads_and_writes_only_where_it_is_granted() {
         secret.as_str(),
         "/etc/passwd",
     ] {
-        let v = call(&host, &f, "read", &[path], o).await;
+        let v = call(&host, &f, "read-file", &[path], o).await;
         let e = err(&v);
         assert!(!e.contains("not for guests"), "{path}: {e}");
     }
 
-    let v = call(&host, &f, "write", &["/data/new.txt", "x"], o).await;
+    let v = call(&host, &f, "write-file", &["/data/new.txt", "x"], o).await;
     let e = err(&v);
     assert!(e.contains("/data/new.txt"), "{e}");
     assert!(!fx.data.join("new.txt").exists(), "read-only mount written");
-    let v = call(&host, &f, "write", &["/data/hello.txt", "overwritten"], o).await;
+    let v = call(
+        &host,
+        &f,
+        "write-file",
+        &["/data/hello.txt", "overwritten"],
+        o,
+    )
+    .await;
     err(&v);
     assert_eq!(
         std::fs::read_to_string(fx.data.join("hello.txt")).unwrap(),
         "hello from the host"
     );
-    let v = call(&host, &f, "write", &["/out/../escaped.txt", "x"], o).await;
+    let v = call(&host, &f, "write-file", &["/out/../escaped.txt", "x"], o).await;
     err(&v);
     assert!(!fx.out.parent().unwrap().join("escaped.txt").exists());
 
-    let v = call(&host, &f, "write", &["/out/result.txt", "computed"], o).await;
+    let v = call(&host, &f, "write-file", &["/out/result.txt", "computed"], o).await;
     assert!(v.get("ok").is_some(), "{v}");
     assert_eq!(
         std::fs::read_to_string(fx.out.join("result.txt")).unwrap(),
@@ -163,7 +170,7 @@ async fn a_task_without_mounts_sees_no_files() {
     let v = call(
         &host,
         &f,
-        "read",
+        "read-file",
         &["/etc/hostname"],
         &CallOptions::default(),
     )
