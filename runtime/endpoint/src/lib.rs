@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use ferry_host::{CallOptions, Function, FunctionId, GpuChoice, Host, HostConfig, Limits};
+use ferry_host::{CallOptions, Function, FunctionId, GpuChoice, Host, HostConfig, Limits, Mount};
 use ferry_proto::now_ms;
 use ferry_proto::v1::{
     Assignment, EndpointMessage, FetchComponentRequest, Heartbeat, Hello, ResultBatch, TaskError,
@@ -42,6 +42,24 @@ pub struct EndpointConfig {
     /// The GPU lent to tasks: `auto` (default), `none`, or part of an
     /// adapter's name.
     pub gpu: GpuChoice,
+    /// Host directories lent to tasks, each to the functions it names.
+    pub mounts: Vec<Grant>,
+    /// Where each task's private `/scratch` is made (and removed after).
+    pub scratch_dir: PathBuf,
+}
+
+/// A directory lent to some functions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub mount: Mount,
+    /// Function ids (blake3 hex) that see the mount; `*` for every function.
+    pub functions: Vec<String>,
+}
+
+impl Grant {
+    fn covers(&self, function_id: &str) -> bool {
+        self.functions.iter().any(|f| f == "*" || f == function_id)
+    }
 }
 
 impl EndpointConfig {
@@ -55,13 +73,17 @@ impl EndpointConfig {
             cache_dir: None,
             heartbeat: Duration::from_secs(2),
             gpu: GpuChoice::Auto,
+            mounts: Vec::new(),
+            scratch_dir: std::env::temp_dir().join("ferry-scratch"),
         }
     }
 
     /// Reads a TOML config; keys: `name`, `service`, `concurrency`,
     /// `cache_dir`, `heartbeat`, `gpu` (`"auto"`, `"none"` or part of an
-    /// adapter's name), and `[limits]` with `timeout`, `memory`, `output`,
-    /// `gpu_buffer`, `gpu_memory` (e.g. `"5s"`, `"64MiB"`).
+    /// adapter's name), `scratch_dir`, `[limits]` with `timeout`, `memory`,
+    /// `output`, `gpu_buffer`, `gpu_memory` (e.g. `"5s"`, `"64MiB"`), and
+    /// `[[mounts]]` with `host`, `guest`, `read_only` (default true) and
+    /// `functions` (ids, or `"*"`).
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -73,7 +95,18 @@ impl EndpointConfig {
             cache_dir: Option<PathBuf>,
             heartbeat: Option<String>,
             gpu: Option<String>,
+            scratch_dir: Option<PathBuf>,
             limits: Option<FileLimits>,
+            #[serde(default)]
+            mounts: Vec<FileMount>,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct FileMount {
+            host: PathBuf,
+            guest: String,
+            read_only: Option<bool>,
+            functions: Vec<String>,
         }
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -102,6 +135,26 @@ impl EndpointConfig {
         c.cache_dir = f.cache_dir;
         if let Some(g) = f.gpu {
             c.gpu = g.parse()?;
+        }
+        if let Some(d) = f.scratch_dir {
+            c.scratch_dir = d;
+        }
+        for m in f.mounts {
+            anyhow::ensure!(
+                !m.functions.is_empty(),
+                "mount {} names no functions (use [\"*\"] for all)",
+                m.guest
+            );
+            let mount = Mount {
+                host: m.host,
+                guest: m.guest,
+                read_only: m.read_only.unwrap_or(true),
+            };
+            mount.validate()?;
+            c.mounts.push(Grant {
+                mount,
+                functions: m.functions,
+            });
         }
         if let Some(h) = f.heartbeat {
             c.heartbeat = ferry_host::parse_duration(&h)?;
@@ -383,9 +436,20 @@ impl Agent {
                 limits.output = l.output_bytes;
             }
         }
+        let options = CallOptions {
+            mounts: self
+                .config
+                .mounts
+                .iter()
+                .filter(|g| g.covers(&a.function_id))
+                .map(|g| g.mount.clone())
+                .collect(),
+            scratch: Some(self.config.scratch_dir.clone()),
+            ..CallOptions::default()
+        };
         let out = self
             .host
-            .call(&f, export, &args, &limits, &CallOptions::default())
+            .call(&f, export, &args, &limits, &options)
             .await
             .map_err(err)?;
         export.result_to_msgpack(out.result.as_ref()).map_err(err)
@@ -443,5 +507,57 @@ impl Agent {
             bytes.extend_from_slice(&chunk.data);
         }
         Ok(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_mounts_and_their_grants_from_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let config = dir.path().join("endpoint.toml");
+        let text = format!(
+            "name = \"lab\"\ngpu = \"none\"\nscratch_dir = \"{0}/scratch\"\n\
+             [[mounts]]\nhost = \"{1}\"\nguest = \"/data\"\nfunctions = [\"abc\"]\n\
+             [[mounts]]\nhost = \"{1}\"\nguest = \"/shared\"\nread_only = false\nfunctions = [\"*\"]\n",
+            dir.path().display(),
+            data.display()
+        );
+        std::fs::write(&config, text).unwrap();
+        let c = EndpointConfig::from_file(&config).unwrap();
+        assert_eq!(c.gpu, GpuChoice::None);
+        assert_eq!(c.scratch_dir, dir.path().join("scratch"));
+        assert_eq!(c.mounts.len(), 2);
+        assert!(c.mounts[0].mount.read_only, "read-only unless said");
+        assert!(!c.mounts[1].mount.read_only);
+        assert!(c.mounts[0].covers("abc") && !c.mounts[0].covers("def"));
+        assert!(c.mounts[1].covers("def"));
+    }
+
+    #[test]
+    fn refuses_a_mount_of_a_missing_directory_or_for_no_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("endpoint.toml");
+        std::fs::write(
+            &config,
+            "name = \"lab\"\n[[mounts]]\nhost = \"/no/such/dir/ferry\"\nguest = \"/data\"\nfunctions = [\"*\"]\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", EndpointConfig::from_file(&config).unwrap_err());
+        assert!(e.contains("/no/such/dir/ferry"), "{e}");
+        std::fs::write(
+            &config,
+            format!(
+                "name = \"lab\"\n[[mounts]]\nhost = \"{}\"\nguest = \"/data\"\nfunctions = []\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let e = format!("{:#}", EndpointConfig::from_file(&config).unwrap_err());
+        assert!(e.contains("names no functions"), "{e}");
     }
 }

@@ -184,6 +184,7 @@ async fn log_lines_and_progress_reach_the_host() {
         log_sink: Some(std::sync::Arc::new(move |_| {
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         })),
+        ..Default::default()
     };
     let out = host
         .call(
