@@ -573,3 +573,120 @@ async fn demo_kmeans_runs_both_paths_and_writes_the_plot() {
     let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
     assert_eq!((width, height), (800, 800));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blobs_stream_by_hash_and_a_re_put_sends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _service = serve(&dir.path().join("data"), port);
+    let _ep = endpoint(port, "store", &dir.path().join("a"), 1);
+    let client = ready(port, "store", 1).await;
+
+    // 24 MiB that no other test has: more than any one message may carry.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(std::process::id());
+    let bytes: Vec<u8> = (0..24 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let file = dir.path().join("input.bin");
+    std::fs::write(&file, &bytes).unwrap();
+    let hash = blake3::hash(&bytes).to_hex().to_string();
+
+    let first = client.upload_file(&file).await.unwrap();
+    assert_eq!(first.blob.hash, hash);
+    assert_eq!(
+        (first.blob.size, first.sent),
+        (bytes.len() as u64, bytes.len() as u64)
+    );
+    let again = client.upload_file(&file).await.unwrap();
+    assert_eq!(again.sent, 0, "a re-put sends nothing");
+    assert_eq!(client.upload_bytes(&bytes).await.unwrap().sent, 0);
+    assert_eq!(
+        client.blob_size(&hash).await.unwrap(),
+        Some(bytes.len() as u64)
+    );
+
+    let back = dir.path().join("back.bin");
+    let got = client.download(&hash, &back).await.unwrap();
+    assert_eq!(got.size, bytes.len() as u64);
+    assert!(
+        std::fs::read(&back).unwrap() == bytes,
+        "downloaded bytes differ"
+    );
+
+    let unknown = blake3::hash(b"never uploaded").to_hex().to_string();
+    assert_eq!(client.blob_size(&unknown).await.unwrap(), None);
+    let e = client
+        .download(&unknown, dir.path().join("x"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("unknown blob"), "{e}");
+    assert!(!dir.path().join("x").exists());
+    let e = client.blob_size("not-a-hash").await.unwrap_err();
+    assert!(e.to_string().contains("is not a blob hash"), "{e}");
+
+    // Bytes that do not match their declared hash are refused and not kept.
+    let mut raw =
+        ferry_proto::v1::blobs_client::BlobsClient::connect(format!("http://127.0.0.1:{port}"))
+            .await
+            .unwrap();
+    let lie = ferry_proto::v1::BlobChunk {
+        hash: unknown.clone(),
+        size: 5,
+        data: b"hello".to_vec(),
+    };
+    let e = raw.put(tokio_stream::iter(vec![lie])).await.unwrap_err();
+    assert!(e.message().contains("hash mismatch"), "{}", e.message());
+    assert_eq!(client.blob_size(&unknown).await.unwrap(), None);
+    let short = ferry_proto::v1::BlobChunk {
+        hash: blake3::hash(b"hello").to_hex().to_string(),
+        size: 10,
+        data: b"hello".to_vec(),
+    };
+    let e = raw.put(tokio_stream::iter(vec![short])).await.unwrap_err();
+    assert!(
+        e.message()
+            .contains("ended after 5 of its declared 10 bytes"),
+        "{}",
+        e.message()
+    );
+
+    // The CLI, in another process.
+    let url = format!("http://127.0.0.1:{port}");
+    let small = dir.path().join("small.txt");
+    std::fs::write(&small, "blob by reference").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["--service", &url, "blob", "put"])
+        .arg(&small)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(
+        printed,
+        blake3::hash(b"blob by reference").to_hex().as_str()
+    );
+    let fetched = dir.path().join("fetched.txt");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["--service", &url, "blob", "get", &printed, "-o"])
+        .arg(&fetched)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&fetched).unwrap(),
+        "blob by reference"
+    );
+}

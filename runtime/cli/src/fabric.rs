@@ -120,6 +120,49 @@ pub enum EndpointCommand {
 }
 
 #[derive(clap::Subcommand)]
+pub enum BlobCommand {
+    /// Upload a file (only if the service lacks it); prints its blake3 hash.
+    Put { file: PathBuf },
+    /// Download a blob, checked against its hash.
+    Get {
+        hash: String,
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// Whether the service has a blob, and its size.
+    Stat { hash: String },
+}
+
+pub fn blob(service: &ServiceArg, cmd: BlobCommand) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let client = connect(&service.service).await?;
+        match cmd {
+            BlobCommand::Put { file } => {
+                let up = client.upload_file(&file).await?;
+                println!("{}", up.blob.hash);
+                if up.sent == 0 {
+                    eprintln!("(the service already has it; nothing uploaded)");
+                } else {
+                    eprintln!("uploaded {} bytes", up.sent);
+                }
+            }
+            BlobCommand::Get { hash, out } => {
+                let b = client.download(&hash, &out).await?;
+                eprintln!("{} bytes, verified, in {}", b.size, out.display());
+            }
+            BlobCommand::Stat { hash } => match client.blob_size(&hash).await? {
+                Some(size) => println!("{hash} {size} bytes"),
+                None => {
+                    println!("{hash} not present");
+                    return Ok(ExitCode::FAILURE);
+                }
+            },
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[derive(clap::Subcommand)]
 pub enum FnCommand {
     /// Register a component; prints its function id (blake3 hex).
     Register { file: PathBuf },

@@ -44,6 +44,9 @@ enum Command {
     /// Run an endpoint that dials a service.
     #[command(subcommand)]
     Endpoint(fabric::EndpointCommand),
+    /// Put, get and look up blobs: large data passed by reference.
+    #[command(subcommand)]
+    Blob(fabric::BlobCommand),
     /// Register, list and show functions on the service.
     #[command(subcommand, name = "fn")]
     Fn(fabric::FnCommand),
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => fabric::serve(args),
         Command::Endpoint(cmd) => fabric::endpoint(cmd),
         Command::Fn(cmd) => fabric::func(&cli.service, cmd),
+        Command::Blob(cmd) => fabric::blob(&cli.service, cmd),
         Command::Submit(args) => fabric::submit(&cli.service, args),
         Command::Result { task_id, wait } => fabric::result(&cli.service, task_id, wait),
         Command::Call(args) => fabric::call(&cli.service, args),

@@ -20,8 +20,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use ferry_proto::v1::{
-    self as pb, TaskState, functions_client::FunctionsClient, submit_request,
-    tasks_client::TasksClient,
+    self as pb, TaskState, blobs_client::BlobsClient, functions_client::FunctionsClient,
+    submit_request, tasks_client::TasksClient,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -53,6 +53,12 @@ pub enum ClientError {
     Decode { task_id: String, message: String },
     #[error("lost the watch on task {0}")]
     WatchLost(String),
+    /// Reading or writing a local file for a blob.
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    /// Downloaded bytes that do not hash to the blob's name.
+    #[error("blob {expected}: the downloaded bytes hash to {actual}")]
+    BlobMismatch { expected: String, actual: String },
 }
 
 impl From<tonic::Status> for ClientError {
@@ -78,6 +84,7 @@ pub struct Registered {
 #[derive(Clone)]
 pub struct Client {
     functions: FunctionsClient<Channel>,
+    blobs: BlobsClient<Channel>,
     tasks: TasksClient<Channel>,
     watcher: Arc<Watcher>,
 }
@@ -104,6 +111,9 @@ impl Client {
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
         Ok(Client {
+            blobs: BlobsClient::new(channel.clone())
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
             functions: FunctionsClient::new(channel)
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
@@ -355,6 +365,205 @@ fn request<A: Serialize + ?Sized>(
         limits: None,
         requires: Vec::new(),
     })
+}
+
+/// A blob on the service: content-addressed by the blake3 of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BlobRef {
+    pub hash: String,
+    pub size: u64,
+}
+
+/// What an upload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub blob: BlobRef,
+    /// Bytes sent: zero when the service already had the blob.
+    pub sent: u64,
+}
+
+const BLOB_CHUNK: usize = 1 << 20;
+
+fn file_error(path: &std::path::Path, e: impl std::fmt::Display) -> ClientError {
+    ClientError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+impl Client {
+    /// Uploads a file as a blob, streamed in chunks (never held whole); sends
+    /// nothing when the service already has it.
+    pub async fn upload_file(
+        &self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<Upload, ClientError> {
+        let path = path.as_ref().to_owned();
+        let hashing = path.clone();
+        let (hash, size) = tokio::task::spawn_blocking(move || {
+            let mut hasher = blake3::Hasher::new();
+            let size = std::io::copy(&mut std::fs::File::open(&hashing)?, &mut hasher)?;
+            Ok::<_, std::io::Error>((hasher.finalize(), size))
+        })
+        .await
+        .map_err(|e| file_error(&path, e))?
+        .map_err(|e| file_error(&path, e))?;
+        let blob = BlobRef {
+            hash: hash.to_hex().to_string(),
+            size,
+        };
+        if self.has_blob(&blob).await? {
+            return Ok(Upload { blob, sent: 0 });
+        }
+        let (tx, rx) = mpsc::channel::<pb::BlobChunk>(4);
+        let reading = path.clone();
+        let first = blob.clone();
+        let reader = tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let mut file = std::fs::File::open(&reading)?;
+            let mut head = Some(first);
+            loop {
+                let mut data = vec![0u8; BLOB_CHUNK];
+                let mut filled = 0;
+                while filled < data.len() {
+                    match file.read(&mut data[filled..])? {
+                        0 => break,
+                        n => filled += n,
+                    }
+                }
+                data.truncate(filled);
+                // The first chunk names the blob, even when it is empty.
+                let chunk = match head.take() {
+                    Some(b) => pb::BlobChunk {
+                        hash: b.hash,
+                        size: b.size,
+                        data,
+                    },
+                    None if filled == 0 => return Ok::<_, std::io::Error>(()),
+                    None => pb::BlobChunk {
+                        data,
+                        ..Default::default()
+                    },
+                };
+                if tx.blocking_send(chunk).is_err() || filled < BLOB_CHUNK {
+                    return Ok(());
+                }
+            }
+        });
+        let info = self
+            .blobs
+            .clone()
+            .put(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await;
+        reader
+            .await
+            .map_err(|e| file_error(&path, e))?
+            .map_err(|e| file_error(&path, e))?;
+        let info = info?.into_inner();
+        Ok(Upload {
+            blob: BlobRef {
+                hash: info.hash,
+                size: info.size,
+            },
+            sent: size,
+        })
+    }
+
+    /// Uploads bytes as a blob; sends nothing when the service has them.
+    pub async fn upload_bytes(&self, bytes: &[u8]) -> Result<Upload, ClientError> {
+        let blob = BlobRef {
+            hash: blake3::hash(bytes).to_hex().to_string(),
+            size: bytes.len() as u64,
+        };
+        if self.has_blob(&blob).await? {
+            return Ok(Upload { blob, sent: 0 });
+        }
+        let mut chunks: Vec<pb::BlobChunk> = bytes
+            .chunks(BLOB_CHUNK)
+            .map(|c| pb::BlobChunk {
+                data: c.to_vec(),
+                ..Default::default()
+            })
+            .collect();
+        if chunks.is_empty() {
+            chunks.push(pb::BlobChunk::default());
+        }
+        chunks[0].hash = blob.hash.clone();
+        chunks[0].size = blob.size;
+        self.blobs.clone().put(tokio_stream::iter(chunks)).await?;
+        Ok(Upload {
+            sent: blob.size,
+            blob,
+        })
+    }
+
+    /// Whether the service has this blob.
+    pub async fn has_blob(&self, blob: &BlobRef) -> Result<bool, ClientError> {
+        Ok(self.blob_size(&blob.hash).await? == Some(blob.size))
+    }
+
+    /// The size of a blob the service has; `None` when it lacks it.
+    pub async fn blob_size(&self, hash: &str) -> Result<Option<u64>, ClientError> {
+        let info = self
+            .blobs
+            .clone()
+            .stat(pb::StatBlobRequest { hash: hash.into() })
+            .await?
+            .into_inner();
+        Ok(info.present.then_some(info.size))
+    }
+
+    /// Downloads a blob to `path`, streamed and checked against its hash; the
+    /// file appears only once it is whole and verified.
+    pub async fn download(
+        &self,
+        hash: &str,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<BlobRef, ClientError> {
+        use tokio::io::AsyncWriteExt;
+        let path = path.as_ref();
+        let mut stream = self
+            .blobs
+            .clone()
+            .get(pb::GetBlobRequest { hash: hash.into() })
+            .await?
+            .into_inner();
+        let tmp = path.with_extension("ferry-partial");
+        let mut file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| file_error(&tmp, e))?;
+        let mut hasher = blake3::Hasher::new();
+        let mut size = 0u64;
+        let result = async {
+            while let Some(chunk) = stream.message().await? {
+                hasher.update(&chunk.data);
+                size += chunk.data.len() as u64;
+                file.write_all(&chunk.data)
+                    .await
+                    .map_err(|e| file_error(&tmp, e))?;
+            }
+            file.sync_all().await.map_err(|e| file_error(&tmp, e))?;
+            let actual = hasher.finalize().to_hex().to_string();
+            if actual != hash {
+                return Err(ClientError::BlobMismatch {
+                    expected: hash.into(),
+                    actual,
+                });
+            }
+            tokio::fs::rename(&tmp, path)
+                .await
+                .map_err(|e| file_error(path, e))
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        result?;
+        Ok(BlobRef {
+            hash: hash.into(),
+            size,
+        })
+    }
 }
 
 /// A WIT `result<T, E>` as ferry encodes it: `{"ok": T}` or `{"err": E}`.

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use ferry_host::{Error as HostError, Function, FunctionId};
 use ferry_proto::v1::{
-    self as pb, CancelTasks, ServiceMessage, TaskState, Welcome, endpoint_message,
+    self as pb, CancelTasks, ServiceMessage, TaskState, Welcome, blobs_server, endpoint_message,
     endpoints_server, functions_server, service_message, submit_request, tasks_server,
 };
 use futures::{Stream, StreamExt};
@@ -666,6 +666,90 @@ impl endpoints_server::Endpoints for Service {
     }
 }
 
+#[tonic::async_trait]
+impl blobs_server::Blobs for Service {
+    async fn put(
+        &self,
+        req: Request<Streaming<pb::BlobChunk>>,
+    ) -> Result<Response<pb::BlobInfo>, Status> {
+        let mut chunks = req.into_inner();
+        let first = chunks
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("an empty blob upload"))?;
+        let hash = crate::blobs::parse_hash(&first.hash)?;
+        let size = first.size;
+        let rest = chunks.map(|c| c.map(|c| c.data));
+        self.inner.blobs.put(hash, size, first.data, rest).await?;
+        Ok(Response::new(pb::BlobInfo {
+            hash: hash.to_hex().to_string(),
+            size,
+            present: true,
+        }))
+    }
+
+    type GetStream = BoxStream<pb::BlobChunk>;
+
+    async fn get(
+        &self,
+        req: Request<pb::GetBlobRequest>,
+    ) -> Result<Response<Self::GetStream>, Status> {
+        use tokio::io::AsyncReadExt;
+        let hash = crate::blobs::parse_hash(&req.get_ref().hash)?;
+        let path = self.inner.blobs.path(&hash);
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|_| Status::not_found(format!("unknown blob {hash}")))?;
+        // A small channel keeps memory flat: the file is read as the client takes it.
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            loop {
+                let mut data = vec![0u8; crate::blobs::CHUNK];
+                let mut filled = 0;
+                while filled < data.len() {
+                    match file.read(&mut data[filled..]).await {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) => {
+                            let _ = tx
+                                .send(Err(Status::internal(format!("reading blob: {e}"))))
+                                .await;
+                            return;
+                        }
+                    }
+                }
+                if filled == 0 {
+                    return;
+                }
+                data.truncate(filled);
+                let chunk = pb::BlobChunk {
+                    data,
+                    ..Default::default()
+                };
+                if tx.send(Ok(chunk)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn stat(
+        &self,
+        req: Request<pb::StatBlobRequest>,
+    ) -> Result<Response<pb::BlobInfo>, Status> {
+        let hash = crate::blobs::parse_hash(&req.get_ref().hash)?;
+        let size = self.inner.blobs.stat(&hash);
+        Ok(Response::new(pb::BlobInfo {
+            hash: hash.to_hex().to_string(),
+            size: size.unwrap_or(0),
+            present: size.is_some(),
+        }))
+    }
+}
+
 pub(crate) async fn serve(
     service: Service,
     listener: TcpListener,
@@ -681,6 +765,9 @@ pub(crate) async fn serve(
         .await;
     health
         .set_serving::<endpoints_server::EndpointsServer<Service>>()
+        .await;
+    health
+        .set_serving::<blobs_server::BlobsServer<Service>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -708,7 +795,12 @@ pub(crate) async fn serve(
                 .max_encoding_message_size(MAX),
         )
         .add_service(
-            endpoints_server::EndpointsServer::new(service)
+            endpoints_server::EndpointsServer::new(service.clone())
+                .max_decoding_message_size(MAX)
+                .max_encoding_message_size(MAX),
+        )
+        .add_service(
+            blobs_server::BlobsServer::new(service)
                 .max_decoding_message_size(MAX)
                 .max_encoding_message_size(MAX),
         )

@@ -10,6 +10,7 @@
 //!   in flight on a session that drops or goes silent go back to the queue.
 //! - **Watchers** get results pushed; any result can be fetched later by id.
 
+mod blobs;
 mod grpc;
 mod sched;
 mod store;
@@ -36,6 +37,8 @@ pub struct ServiceConfig {
     pub max_component_bytes: u64,
     /// Largest MessagePack/JSON argument payload accepted.
     pub max_args_bytes: usize,
+    /// Largest blob accepted.
+    pub max_blob_bytes: u64,
 }
 
 impl ServiceConfig {
@@ -45,6 +48,7 @@ impl ServiceConfig {
             heartbeat_timeout: Duration::from_secs(10),
             max_component_bytes: 256 << 20,
             max_args_bytes: 16 << 20,
+            max_blob_bytes: 64 << 30,
         }
     }
 }
@@ -61,6 +65,7 @@ struct Inner {
     /// Validates components and checks arguments; never runs a task.
     host: Host,
     sched: Mutex<sched::Sched>,
+    blobs: blobs::BlobStore,
 }
 
 impl Service {
@@ -97,8 +102,10 @@ impl Service {
                 .push_back(task.id.clone());
             s.tasks.insert(task.id.clone(), task);
         }
+        let blobs = blobs::BlobStore::open(&config.data_dir.join("blobs"), config.max_blob_bytes)?;
         Ok(Service {
             inner: Arc::new(Inner {
+                blobs,
                 config,
                 store,
                 host,
