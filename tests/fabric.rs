@@ -690,3 +690,72 @@ async fn blobs_stream_by_hash_and_a_re_put_sends_nothing() {
         "blob by reference"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kmeans_on_a_blob_of_400k_points_matches_the_points_inline() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _service = serve(&dir.path().join("data"), port);
+    let _ep = endpoint(port, "lab", &dir.path().join("a"), 2);
+    let client = ready(port, "lab", 1).await;
+    let kmeans = client.register(&guest_bytes("kmeans")).await.unwrap();
+
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let points: Vec<f32> = (0..800_000)
+        .map(|i| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (i % 7) as f32 * 3.0 + (state >> 40) as f32 / (1u64 << 24) as f32
+        })
+        .collect();
+    let bytes: Vec<u8> = points.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let blob = client.upload_bytes(&bytes).await.unwrap().blob;
+
+    let inline: WitResult<Clustering, String> = client
+        .submit(
+            "lab",
+            &kmeans.id,
+            "cluster",
+            &(&points, 7u32, 20u32, false, 11u64),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let by_ref: WitResult<Clustering, String> = client
+        .submit(
+            "lab",
+            &kmeans.id,
+            "cluster-blob",
+            &(&blob, 7u32, 20u32, false, 11u64),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let (inline, by_ref) = (Result::from(inline).unwrap(), Result::from(by_ref).unwrap());
+    assert_eq!(inline.codes.len(), 400_000);
+    assert_eq!(by_ref.codes, inline.codes);
+    assert_eq!(by_ref.centers, inline.centers);
+    assert_eq!(by_ref.iterations, inline.iterations);
+
+    // A reference to a blob the service does not have fails clearly.
+    let missing = ferry_client::BlobRef {
+        hash: blake3::hash(b"absent").to_hex().to_string(),
+        size: 8,
+    };
+    let r: WitResult<Clustering, String> = client
+        .submit(
+            "lab",
+            &kmeans.id,
+            "cluster-blob",
+            &(&missing, 2u32, 5u32, false, 1u64),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let e = Result::from(r).unwrap_err();
+    assert!(e.contains("unknown blob"), "{e}");
+}

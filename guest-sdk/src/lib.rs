@@ -13,10 +13,12 @@
 //! }
 //! ```
 
-mod bindings {
+#[doc(hidden)]
+pub mod bindings {
     wit_bindgen::generate!({
         path: "wit",
         world: "ferry:host/guest",
+        pub_export_macro: false,
     });
 }
 
@@ -259,7 +261,7 @@ pub mod gpu {
         pub fn read<T: Pod>(&self) -> Result<Vec<T>, Error> {
             let size = self.size();
             let elem = core::mem::size_of::<T>() as u64;
-            let len = if elem == 0 { 0 } else { size / elem * elem };
+            let len = size.checked_div(elem).map_or(0, |n| n * elem);
             Ok(from_bytes(&self.0.read(0, round4(len).min(size))?))
         }
 
@@ -305,6 +307,59 @@ pub mod gpu {
                 })
                 .collect();
             Ok(host::dispatch(&self.0, &bindings, workgroups)?)
+        }
+    }
+}
+
+/// Large data by reference: open a blob a task was given and read it in
+/// pieces, or whole.
+///
+/// ```ignore
+/// let reader = ferry_guest::blobs::open(&points)?;
+/// while reader.remaining() > 0 {
+///     let piece = reader.read(1 << 20)?;
+/// }
+/// ```
+pub mod blobs {
+    use crate::bindings::ferry::host::blobs as host;
+    /// The WIT `ferry:host/blobs.blob-ref`: use it in a function's own WIT
+    /// with `use ferry:host/blobs@0.1.0.{blob-ref};` and map it here with
+    /// `with: { "ferry:host/blobs@0.1.0": ferry_guest::bindings::ferry::host::blobs }`.
+    pub use crate::bindings::ferry::host::blobs::BlobRef;
+
+    /// An open blob, read front to back.
+    pub struct Reader(host::Reader);
+
+    /// Opens a blob; the endpoint fetches and verifies it on first use.
+    pub fn open(blob: &BlobRef) -> Result<Reader, String> {
+        host::open(blob).map(Reader)
+    }
+
+    impl Reader {
+        /// Up to `max` bytes; empty at the end.
+        pub fn read(&self, max: u64) -> Result<Vec<u8>, String> {
+            self.0.read(max)
+        }
+
+        pub fn remaining(&self) -> u64 {
+            self.0.remaining()
+        }
+
+        /// Everything left, in pieces of 4 MiB.
+        pub fn read_to_end(&self) -> Result<Vec<u8>, String> {
+            let mut out = Vec::with_capacity(self.remaining() as usize);
+            while self.remaining() > 0 {
+                out.extend(self.read(4 << 20)?);
+            }
+            Ok(out)
+        }
+    }
+
+    impl std::io::Read for Reader {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let piece = Reader::read(self, buf.len() as u64).map_err(std::io::Error::other)?;
+            buf[..piece.len()].copy_from_slice(&piece);
+            Ok(piece.len())
         }
     }
 }

@@ -10,11 +10,36 @@ mod lloyd;
 use ferry_guest::gpu::{self, Buffer, Kernel};
 use std::time::Instant;
 
-wit_bindgen::generate!({ path: "wit", world: "kmeans" });
+wit_bindgen::generate!({
+    path: ["../../guest-sdk/wit", "wit"],
+    world: "ferry-examples:kmeans/kmeans",
+    with: { "ferry:host/blobs@0.1.0": ferry_guest::bindings::ferry::host::blobs },
+});
 
 struct Kmeans;
 
 impl Guest for Kmeans {
+    fn cluster_blob(
+        points: BlobRef,
+        k: u32,
+        max_iterations: u32,
+        use_gpu: bool,
+        seed: u64,
+    ) -> Result<Clustering, String> {
+        if !points.size.is_multiple_of(8) {
+            return Err(format!(
+                "a points blob holds f32 pairs (8 bytes each); this one has {} bytes",
+                points.size
+            ));
+        }
+        let bytes = ferry_guest::blobs::open(&points)?.read_to_end()?;
+        let floats: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        Self::cluster(floats, k, max_iterations, use_gpu, seed)
+    }
+
     fn cluster(
         points: Vec<f32>,
         k: u32,

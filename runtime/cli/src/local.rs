@@ -43,6 +43,10 @@ pub struct RunArgs {
     /// `HOST:GUEST:ro`; repeatable. It also gets a private `/scratch`.
     #[arg(long = "mount", value_name = "HOST:GUEST[:ro]")]
     mounts: Vec<ferry_host::Mount>,
+    /// Where `ferry:host/blobs` finds blobs (laid out as the service stores
+    /// them; default: the local service's, under its data directory).
+    #[arg(long, value_name = "DIR")]
+    blobs: Option<PathBuf>,
 }
 
 pub fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
@@ -127,6 +131,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .then(|| Arc::new(|e: &ferry_host::LogEvent| eprintln!("{e}")) as ferry_host::LogSink),
         mounts: args.mounts.clone(),
         scratch: Some(scratch.clone()),
+        blobs: match &args.blobs {
+            Some(dir) => {
+                Some(Arc::new(ferry_host::DirSource(dir.clone())) as Arc<dyn ferry_host::BlobSource>)
+            }
+            None => crate::fabric::data_dir(None).ok().map(|d| {
+                Arc::new(ferry_host::DirSource(d.join("blobs"))) as Arc<dyn ferry_host::BlobSource>
+            }),
+        },
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()

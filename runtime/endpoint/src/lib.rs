@@ -205,7 +205,17 @@ pub async fn run(
             config.name
         ),
     }
+    let blob_dir = config
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("ferry-{}", config.name)))
+        .join("blobs");
+    let blobs: Arc<dyn ferry_host::BlobSource> = Arc::new(FetchedBlobs {
+        service: config.service.clone(),
+        dir: blob_dir,
+    });
     let agent = Arc::new(Agent {
+        blobs,
         workers: Arc::new(tokio::sync::Semaphore::new(config.concurrency as usize)),
         config,
         host,
@@ -234,7 +244,87 @@ pub async fn run(
     }
 }
 
+/// Blobs fetched from the service by hash on first use, verified, and kept
+/// in the endpoint's cache.
+struct FetchedBlobs {
+    service: String,
+    dir: PathBuf,
+}
+
+impl FetchedBlobs {
+    async fn get(&self, hash: &str, size: u64) -> anyhow::Result<PathBuf> {
+        use tokio::io::AsyncWriteExt;
+        let parsed = blake3::Hash::from_hex(hash).map_err(|_| {
+            anyhow::anyhow!("`{hash}` is not a blob hash (64 hex digits of blake3)")
+        })?;
+        let hex = parsed.to_hex();
+        let path = self.dir.join(&hex[..2]).join(hex.as_str());
+        if tokio::fs::metadata(&path)
+            .await
+            .is_ok_and(|m| m.len() == size)
+        {
+            return Ok(path);
+        }
+        let mut client = ferry_proto::v1::blobs_client::BlobsClient::connect(self.service.clone())
+            .await?
+            .max_decoding_message_size(64 << 20);
+        let mut stream = client
+            .get(ferry_proto::v1::GetBlobRequest { hash: hash.into() })
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+            .into_inner();
+        tokio::fs::create_dir_all(path.parent().expect("sharded")).await?;
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let tmp = path.with_extension(format!(
+            "partial-{}",
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let result = async {
+            let mut file = tokio::fs::File::create(&tmp).await?;
+            let mut hasher = blake3::Hasher::new();
+            let mut got = 0u64;
+            while let Some(chunk) = stream.message().await? {
+                got += chunk.data.len() as u64;
+                anyhow::ensure!(
+                    got <= size,
+                    "blob {hash} is longer than its reference's {size} bytes"
+                );
+                hasher.update(&chunk.data);
+                file.write_all(&chunk.data).await?;
+            }
+            anyhow::ensure!(
+                got == size,
+                "blob {hash} has {got} bytes, not the {size} its reference says"
+            );
+            anyhow::ensure!(
+                hasher.finalize() == parsed,
+                "blob {hash}: the fetched bytes do not match its hash"
+            );
+            file.sync_all().await?;
+            tokio::fs::rename(&tmp, &path).await?;
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        result.map(|()| path)
+    }
+}
+
+impl ferry_host::BlobSource for FetchedBlobs {
+    fn fetch<'a>(
+        &'a self,
+        hash: &'a str,
+        size: u64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<PathBuf, String>> + Send + 'a>>
+    {
+        Box::pin(async move { self.get(hash, size).await.map_err(|e| format!("{e:#}")) })
+    }
+}
+
 struct Agent {
+    blobs: Arc<dyn ferry_host::BlobSource>,
     /// One permit per task allowed to run at once.
     workers: Arc<tokio::sync::Semaphore>,
     config: EndpointConfig,
@@ -445,6 +535,7 @@ impl Agent {
                 .map(|g| g.mount.clone())
                 .collect(),
             scratch: Some(self.config.scratch_dir.clone()),
+            blobs: Some(self.blobs.clone()),
             ..CallOptions::default()
         };
         let out = self

@@ -1,12 +1,14 @@
 //! One call: a fresh store and instance, limits, and a classified outcome.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{ResourceTable, Val};
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::capabilities::blobs::{BlobSource, BlobsState};
 use crate::capabilities::files::{self, Mount};
 use crate::capabilities::gpu::GpuState;
 use crate::capabilities::log::{LogEvent, LogSink, LogState};
@@ -22,6 +24,7 @@ pub(crate) struct TaskState {
     limiter: MemoryLimiter,
     pub(crate) log: LogState,
     pub(crate) gpu: GpuState,
+    pub(crate) blobs: BlobsState,
     timed_out: bool,
 }
 
@@ -60,6 +63,8 @@ pub struct CallOptions {
     /// Where the call's private `/scratch` is made (and removed after);
     /// `None` gives it no scratch space.
     pub scratch: Option<PathBuf>,
+    /// Where `ferry:host/blobs` finds blobs; `None` serves none.
+    pub blobs: Option<Arc<dyn BlobSource>>,
 }
 
 impl Host {
@@ -104,6 +109,7 @@ impl Host {
                     limits.gpu_memory,
                     deadline,
                 ),
+                blobs: BlobsState::new(options.blobs.clone()),
                 timed_out: false,
             },
         );

@@ -102,6 +102,8 @@ impl Host {
             .map_err(|e| Error::Internal(format!("adding ferry:host/log to the linker: {e}")))?;
         capabilities::gpu::add_to_linker(&mut linker, |s: &mut TaskState| &mut s.gpu)
             .map_err(|e| Error::Internal(format!("adding ferry:host/gpu to the linker: {e}")))?;
+        capabilities::blobs::add_to_linker(&mut linker, |s: &mut TaskState| &mut s.blobs)
+            .map_err(|e| Error::Internal(format!("adding ferry:host/blobs to the linker: {e}")))?;
         let gpu = Gpu::open(&config.gpu)?;
 
         let fingerprint = engine_fingerprint(&engine);

@@ -4,6 +4,7 @@
 //! WIT interface, its per-task host state, an `add_to_linker`, and its tests.
 //! Adding a capability means copying the shape of `log`.
 
+pub mod blobs;
 pub mod files;
 pub mod gpu;
 pub mod log;
@@ -16,10 +17,12 @@ pub(crate) mod bindings {
         world: "ferry:host/guest",
         imports: {
             "ferry:host/gpu": async | trappable,
+            "ferry:host/blobs": async | trappable,
         },
         with: {
             "ferry:host/gpu.buffer": super::gpu::GpuBuffer,
             "ferry:host/gpu.kernel": super::gpu::GpuKernel,
+            "ferry:host/blobs.reader": super::blobs::BlobReader,
         },
         trappable_error_type: {
             "ferry:host/gpu.error" => super::gpu::Failure,
@@ -29,4 +32,9 @@ pub(crate) mod bindings {
 
 /// Import-name prefixes this host can satisfy; anything else is refused at load
 /// with an error that names the import.
-pub(crate) const GRANTED_PREFIXES: &[&str] = &["wasi:", "ferry:host/log@", "ferry:host/gpu@"];
+pub(crate) const GRANTED_PREFIXES: &[&str] = &[
+    "wasi:",
+    "ferry:host/log@",
+    "ferry:host/gpu@",
+    "ferry:host/blobs@",
+];

@@ -1,0 +1,169 @@
+//! `ferry:host/blobs`: large data by reference.
+//!
+//! A task names a blob by hash; the endpoint's [`BlobSource`] turns that into
+//! a verified local file (fetching and caching it on first use), and the guest
+//! reads it in pieces, so a blob never has to fit in a message or in memory.
+
+use std::future::Future;
+use std::io::Read;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
+
+use super::bindings::ferry::host::blobs as wit;
+
+/// Largest single read a guest may ask for; bigger asks get this much.
+const MAX_READ: u64 = 16 << 20;
+
+/// Where blobs come from: a verified local file for a hash and size.
+pub trait BlobSource: Send + Sync + 'static {
+    fn fetch<'a>(
+        &'a self,
+        hash: &'a str,
+        size: u64,
+    ) -> Pin<Box<dyn Future<Output = Result<PathBuf, String>> + Send + 'a>>;
+}
+
+/// Blobs already in a directory laid out as the service stores them
+/// (`<dir>/<first two hex>/<hash>`).
+pub struct DirSource(pub PathBuf);
+
+impl BlobSource for DirSource {
+    fn fetch<'a>(
+        &'a self,
+        hash: &'a str,
+        size: u64,
+    ) -> Pin<Box<dyn Future<Output = Result<PathBuf, String>> + Send + 'a>> {
+        Box::pin(async move {
+            let parsed = blake3::Hash::from_hex(hash)
+                .map_err(|_| format!("`{hash}` is not a blob hash (64 hex digits of blake3)"))?;
+            let hex = parsed.to_hex();
+            let path = self.0.join(&hex[..2]).join(hex.as_str());
+            match std::fs::metadata(&path) {
+                Ok(m) if m.len() == size => Ok(path),
+                Ok(m) => Err(format!(
+                    "blob {hash} has {} bytes, not the {size} its reference says",
+                    m.len()
+                )),
+                Err(_) => Err(format!("unknown blob {hash}")),
+            }
+        })
+    }
+}
+
+/// A guest's open blob.
+pub struct BlobReader {
+    file: std::fs::File,
+    remaining: u64,
+}
+
+/// Per-task state of the blobs capability.
+pub(crate) struct BlobsState {
+    source: Option<Arc<dyn BlobSource>>,
+    table: ResourceTable,
+}
+
+impl BlobsState {
+    pub(crate) fn new(source: Option<Arc<dyn BlobSource>>) -> Self {
+        BlobsState {
+            source,
+            table: ResourceTable::new(),
+        }
+    }
+}
+
+impl wit::Host for BlobsState {
+    async fn open(
+        &mut self,
+        blob: wit::BlobRef,
+    ) -> wasmtime::Result<Result<Resource<BlobReader>, String>> {
+        let Some(source) = self.source.clone() else {
+            return Ok(Err("this endpoint serves no blobs".into()));
+        };
+        let path = match source.fetch(&blob.hash, blob.size).await {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) => return Ok(Err(format!("opening blob {}: {e}", blob.hash))),
+        };
+        Ok(Ok(self.table.push(BlobReader {
+            file,
+            remaining: blob.size,
+        })?))
+    }
+}
+
+impl wit::HostReader for BlobsState {
+    async fn read(
+        &mut self,
+        this: Resource<BlobReader>,
+        max: u64,
+    ) -> wasmtime::Result<Result<Vec<u8>, String>> {
+        let r = self.table.get_mut(&this)?;
+        let want = max.min(MAX_READ).min(r.remaining) as usize;
+        let mut data = vec![0u8; want];
+        let mut filled = 0;
+        while filled < want {
+            match r.file.read(&mut data[filled..]) {
+                Ok(0) => return Ok(Err("the blob ended early".into())),
+                Ok(n) => filled += n,
+                Err(e) => return Ok(Err(format!("reading the blob: {e}"))),
+            }
+        }
+        r.remaining -= want as u64;
+        Ok(Ok(data))
+    }
+
+    async fn remaining(&mut self, this: Resource<BlobReader>) -> wasmtime::Result<u64> {
+        Ok(self.table.get(&this)?.remaining)
+    }
+
+    async fn drop(&mut self, this: Resource<BlobReader>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
+    }
+}
+
+/// Adds `ferry:host/blobs` to a linker whose store data exposes a [`BlobsState`].
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut BlobsState,
+) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasSelf<BlobsState>>(linker, get)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_directory_source_finds_blobs_by_hash_and_checks_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let hash = blake3::hash(b"data").to_hex().to_string();
+        std::fs::create_dir_all(dir.path().join(&hash[..2])).unwrap();
+        std::fs::write(dir.path().join(&hash[..2]).join(&hash), b"data").unwrap();
+        let source = DirSource(dir.path().to_owned());
+        assert!(source.fetch(&hash, 4).await.is_ok());
+        let e = source.fetch(&hash, 5).await.unwrap_err();
+        assert!(e.contains("has 4 bytes, not the 5"), "{e}");
+        let other = blake3::hash(b"other").to_hex().to_string();
+        assert!(
+            source
+                .fetch(&other, 5)
+                .await
+                .unwrap_err()
+                .contains("unknown blob")
+        );
+        assert!(
+            source
+                .fetch("xyz", 1)
+                .await
+                .unwrap_err()
+                .contains("not a blob hash")
+        );
+    }
+}
