@@ -254,11 +254,8 @@ struct FetchedBlobs {
 impl FetchedBlobs {
     async fn get(&self, hash: &str, size: u64) -> anyhow::Result<PathBuf> {
         use tokio::io::AsyncWriteExt;
-        let parsed = blake3::Hash::from_hex(hash).map_err(|_| {
-            anyhow::anyhow!("`{hash}` is not a blob hash (64 hex digits of blake3)")
-        })?;
-        let hex = parsed.to_hex();
-        let path = self.dir.join(&hex[..2]).join(hex.as_str());
+        let path = ferry_host::blob_path(&self.dir, hash).map_err(anyhow::Error::msg)?;
+        let parsed = ferry_host::parse_blob_hash(hash).map_err(anyhow::Error::msg)?;
         if tokio::fs::metadata(&path)
             .await
             .is_ok_and(|m| m.len() == size)

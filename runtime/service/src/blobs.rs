@@ -17,13 +17,9 @@ pub(crate) struct BlobStore {
     next: AtomicU64,
 }
 
-/// Parses a blob name: 64 lowercase hex digits.
+/// Parses a blob name: 64 hex digits of blake3.
 pub(crate) fn parse_hash(hash: &str) -> Result<blake3::Hash, Status> {
-    blake3::Hash::from_hex(hash).map_err(|_| {
-        Status::invalid_argument(format!(
-            "`{hash}` is not a blob hash (64 hex digits of blake3)"
-        ))
-    })
+    ferry_host::parse_blob_hash(hash).map_err(Status::invalid_argument)
 }
 
 impl BlobStore {
@@ -41,8 +37,7 @@ impl BlobStore {
     }
 
     pub(crate) fn path(&self, hash: &blake3::Hash) -> PathBuf {
-        let hex = hash.to_hex();
-        self.dir.join(&hex[..2]).join(hex.as_str())
+        ferry_host::blob_path(&self.dir, &hash.to_hex()).expect("a parsed hash is well-formed")
     }
 
     /// The size of a stored blob, if present.

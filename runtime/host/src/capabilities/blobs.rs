@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -26,6 +26,19 @@ pub trait BlobSource: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = Result<PathBuf, String>> + Send + 'a>>;
 }
 
+/// Where a blob lives in a blob directory: `<dir>/<first two hex>/<hash>`,
+/// the one layout of the service's store, endpoint caches and [`DirSource`].
+pub fn blob_path(dir: &Path, hash: &str) -> Result<PathBuf, String> {
+    let hex = parse_blob_hash(hash)?.to_hex();
+    Ok(dir.join(&hex[..2]).join(hex.as_str()))
+}
+
+/// A blob's name: 64 hex digits of blake3.
+pub fn parse_blob_hash(hash: &str) -> Result<blake3::Hash, String> {
+    blake3::Hash::from_hex(hash)
+        .map_err(|_| format!("`{hash}` is not a blob hash (64 hex digits of blake3)"))
+}
+
 /// Blobs already in a directory laid out as the service stores them
 /// (`<dir>/<first two hex>/<hash>`).
 pub struct DirSource(pub PathBuf);
@@ -37,10 +50,7 @@ impl BlobSource for DirSource {
         size: u64,
     ) -> Pin<Box<dyn Future<Output = Result<PathBuf, String>> + Send + 'a>> {
         Box::pin(async move {
-            let parsed = blake3::Hash::from_hex(hash)
-                .map_err(|_| format!("`{hash}` is not a blob hash (64 hex digits of blake3)"))?;
-            let hex = parsed.to_hex();
-            let path = self.0.join(&hex[..2]).join(hex.as_str());
+            let path = blob_path(&self.0, hash)?;
             match std::fs::metadata(&path) {
                 Ok(m) if m.len() == size => Ok(path),
                 Ok(m) => Err(format!(
