@@ -355,6 +355,47 @@ pub mod blobs {
         }
     }
 
+    /// A new blob, written front to back; [`Writer::finish`] names it.
+    ///
+    /// ```ignore
+    /// let mut w = ferry_guest::blobs::Writer::new()?;
+    /// w.write(b"codes...")?;
+    /// let blob: BlobRef = w.finish()?; // return it; the caller downloads it
+    /// ```
+    pub struct Writer(host::Writer);
+
+    impl Writer {
+        pub fn new() -> Result<Writer, String> {
+            host::create().map(Writer)
+        }
+
+        /// Appends bytes; fails past the task's blob output cap.
+        pub fn write(&self, bytes: &[u8]) -> Result<(), String> {
+            self.0.write(bytes)
+        }
+
+        /// Bytes written so far.
+        pub fn written(&self) -> u64 {
+            self.0.written()
+        }
+
+        /// Seals the blob; the endpoint sends it on with the task's result.
+        pub fn finish(self) -> Result<BlobRef, String> {
+            host::finish(self.0)
+        }
+    }
+
+    impl std::io::Write for Writer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            Writer::write(self, buf).map_err(std::io::Error::other)?;
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     impl std::io::Read for Reader {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
             let piece = Reader::read(self, buf.len() as u64).map_err(std::io::Error::other)?;

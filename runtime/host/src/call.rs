@@ -8,7 +8,7 @@ use wasmtime::component::{ResourceTable, Val};
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::capabilities::blobs::{BlobSource, BlobsState};
+use crate::capabilities::blobs::{BlobSource, BlobsState, NewBlob};
 use crate::capabilities::files::{self, Mount};
 use crate::capabilities::gpu::GpuState;
 use crate::capabilities::log::{LogEvent, LogSink, LogState};
@@ -51,6 +51,8 @@ pub struct Outcome {
     pub peak_memory: u64,
     /// Instantiation plus the call.
     pub elapsed: Duration,
+    /// Blobs the call wrote and finished (`ferry:host/blobs.finish`).
+    pub blobs: Vec<NewBlob>,
 }
 
 /// Options of one call beyond its limits.
@@ -109,7 +111,7 @@ impl Host {
                     limits.gpu_memory,
                     deadline,
                 ),
-                blobs: BlobsState::new(options.blobs.clone()),
+                blobs: BlobsState::new(options.blobs.clone(), limits.blob_output),
                 timed_out: false,
             },
         );
@@ -179,6 +181,7 @@ impl Host {
             logs_dropped: state.log.dropped,
             peak_memory: state.limiter.peak,
             elapsed: started.elapsed(),
+            blobs: std::mem::take(&mut state.blobs.created),
         })
     }
 }

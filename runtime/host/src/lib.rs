@@ -30,7 +30,7 @@ mod value;
 mod wit;
 
 pub use call::{CallOptions, Outcome};
-pub use capabilities::blobs::{BlobSource, DirSource, blob_path, parse_blob_hash};
+pub use capabilities::blobs::{BlobSource, DirSource, NewBlob, blob_path, parse_blob_hash};
 pub use capabilities::files::Mount;
 pub use capabilities::gpu::{Gpu, GpuChoice, GpuInfo};
 pub use capabilities::log::{Level, LogEvent, LogSink};

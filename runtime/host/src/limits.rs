@@ -23,6 +23,8 @@ pub struct Limits {
     pub gpu_buffer: u64,
     /// All of the task's GPU buffers together, in bytes.
     pub gpu_memory: u64,
+    /// All the blobs the task writes together, in bytes.
+    pub blob_output: u64,
 }
 
 impl Default for Limits {
@@ -36,6 +38,7 @@ impl Default for Limits {
             fuel: None,
             gpu_buffer: 256 << 20,
             gpu_memory: 1 << 30,
+            blob_output: 16 << 30,
         }
     }
 }

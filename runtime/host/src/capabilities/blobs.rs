@@ -3,12 +3,16 @@
 //! A task names a blob by hash; the endpoint's [`BlobSource`] turns that into
 //! a verified local file (fetching and caching it on first use), and the guest
 //! reads it in pieces, so a blob never has to fit in a message or in memory.
+//! A guest's output blobs are written to the source's directory, hashed on
+//! the way, and listed in the call's [`Outcome`](crate::Outcome) for the
+//! endpoint to send on.
 
 use std::future::Future;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 
@@ -24,6 +28,19 @@ pub trait BlobSource: Send + Sync + 'static {
         hash: &'a str,
         size: u64,
     ) -> Pin<Box<dyn Future<Output = Result<PathBuf, String>> + Send + 'a>>;
+
+    /// The blob directory new blobs are written to; `None` takes none.
+    fn output_dir(&self) -> Option<&Path> {
+        None
+    }
+}
+
+/// A blob a call wrote, now at [`blob_path`] in its source's output directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBlob {
+    pub hash: String,
+    pub size: u64,
+    pub path: PathBuf,
 }
 
 /// Where a blob lives in a blob directory: `<dir>/<first two hex>/<hash>`,
@@ -61,6 +78,10 @@ impl BlobSource for DirSource {
             }
         })
     }
+
+    fn output_dir(&self) -> Option<&Path> {
+        Some(&self.0)
+    }
 }
 
 /// A guest's open blob.
@@ -69,19 +90,48 @@ pub struct BlobReader {
     remaining: u64,
 }
 
+/// A guest's blob in the making: a temporary file, hashed as it grows, that
+/// is removed unless the guest finishes it.
+pub struct BlobWriter {
+    file: std::fs::File,
+    tmp: PathBuf,
+    hasher: blake3::Hasher,
+    size: u64,
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        // Gone already when finished (renamed into place).
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
 /// Per-task state of the blobs capability.
 pub(crate) struct BlobsState {
     source: Option<Arc<dyn BlobSource>>,
     table: ResourceTable,
+    /// Bytes all of this task's writers may hold together.
+    output_cap: u64,
+    output_used: u64,
+    /// Blobs finished by this task, in order.
+    pub(crate) created: Vec<NewBlob>,
 }
 
 impl BlobsState {
-    pub(crate) fn new(source: Option<Arc<dyn BlobSource>>) -> Self {
+    pub(crate) fn new(source: Option<Arc<dyn BlobSource>>, output_cap: u64) -> Self {
         BlobsState {
             source,
             table: ResourceTable::new(),
+            output_cap,
+            output_used: 0,
+            created: Vec::new(),
         }
     }
+}
+
+/// Writes to a file on the endpoint's disk; failures become the guest's error.
+fn io_error(what: &str) -> impl FnOnce(std::io::Error) -> String + '_ {
+    move |e| format!("{what}: {e}")
 }
 
 impl wit::Host for BlobsState {
@@ -104,6 +154,98 @@ impl wit::Host for BlobsState {
             file,
             remaining: blob.size,
         })?))
+    }
+
+    async fn create(&mut self) -> wasmtime::Result<Result<Resource<BlobWriter>, String>> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let Some(dir) = self.source.as_ref().and_then(|s| s.output_dir()) else {
+            return Ok(Err("this endpoint keeps no new blobs".into()));
+        };
+        let incoming = dir.join("incoming");
+        let tmp = incoming.join(format!(
+            "{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let file = match std::fs::create_dir_all(&incoming).and_then(|()| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+        }) {
+            Ok(f) => f,
+            Err(e) => return Ok(Err(io_error("starting a blob")(e))),
+        };
+        Ok(Ok(self.table.push(BlobWriter {
+            file,
+            tmp,
+            hasher: blake3::Hasher::new(),
+            size: 0,
+        })?))
+    }
+
+    async fn finish(
+        &mut self,
+        blob: Resource<BlobWriter>,
+    ) -> wasmtime::Result<Result<wit::BlobRef, String>> {
+        let w = self.table.delete(blob)?;
+        let hash = w.hasher.finalize().to_hex().to_string();
+        let dir = self
+            .source
+            .as_ref()
+            .and_then(|s| s.output_dir())
+            .expect("a writer exists only where there is an output directory");
+        let path = blob_path(dir, &hash).expect("a fresh hash is well-formed");
+        let sealed = w
+            .file
+            .sync_all()
+            .and_then(|()| std::fs::create_dir_all(path.parent().expect("sharded")))
+            .and_then(|()| std::fs::rename(&w.tmp, &path));
+        if let Err(e) = sealed {
+            return Ok(Err(io_error("sealing the blob")(e)));
+        }
+        let blob = NewBlob {
+            hash: hash.clone(),
+            size: w.size,
+            path,
+        };
+        if !self.created.contains(&blob) {
+            self.created.push(blob);
+        }
+        Ok(Ok(wit::BlobRef { hash, size: w.size }))
+    }
+}
+
+impl wit::HostWriter for BlobsState {
+    async fn write(
+        &mut self,
+        this: Resource<BlobWriter>,
+        bytes: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        let n = bytes.len() as u64;
+        if self.output_used + n > self.output_cap {
+            return Ok(Err(format!(
+                "writing {n} more bytes would take this task's blobs past its cap of {} bytes (blob_output)",
+                self.output_cap
+            )));
+        }
+        let w = self.table.get_mut(&this)?;
+        if let Err(e) = w.file.write_all(&bytes) {
+            return Ok(Err(io_error("writing the blob")(e)));
+        }
+        w.hasher.update(&bytes);
+        w.size += n;
+        self.output_used += n;
+        Ok(Ok(()))
+    }
+
+    async fn written(&mut self, this: Resource<BlobWriter>) -> wasmtime::Result<u64> {
+        Ok(self.table.get(&this)?.size)
+    }
+
+    async fn drop(&mut self, this: Resource<BlobWriter>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
     }
 }
 

@@ -23,6 +23,7 @@ pub(crate) mod bindings {
             "ferry:host/gpu.buffer": super::gpu::GpuBuffer,
             "ferry:host/gpu.kernel": super::gpu::GpuKernel,
             "ferry:host/blobs.reader": super::blobs::BlobReader,
+            "ferry:host/blobs.writer": super::blobs::BlobWriter,
         },
         trappable_error_type: {
             "ferry:host/gpu.error" => super::gpu::Failure,
