@@ -1,118 +1,18 @@
 //! The fabric across real processes on loopback: `ferry serve`, `ferry
 //! endpoint start` and `ferry up`, driven through ferry-client and the CLI.
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferry_client::{Client, ClientError, WitResult};
+mod common;
+
+use common::*;
+use ferry_client::{ClientError, WitResult};
 use ferry_testkit::guest_bytes;
 
 /// The very estimator the `pi` component is built from, for checking answers.
 #[path = "../examples/pi/src/estimate.rs"]
 mod estimate;
-
-/// A child process killed (SIGKILL) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Proc {
-    fn kill9(&mut self) {
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
-    }
-}
-
-fn ferry(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    c.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    c
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn serve(data: &Path, port: u16) -> Proc {
-    let listen = format!("127.0.0.1:{port}");
-    Proc(
-        ferry(&[
-            "serve",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--listen",
-            &listen,
-        ])
-        .spawn()
-        .unwrap(),
-    )
-}
-
-fn endpoint(port: u16, name: &str, cache: &Path, concurrency: u32) -> Proc {
-    endpoint_with(port, name, cache, concurrency, &["--gpu", "none"])
-}
-
-fn endpoint_with(port: u16, name: &str, cache: &Path, concurrency: u32, extra: &[&str]) -> Proc {
-    let url = format!("http://127.0.0.1:{port}");
-    let concurrency = concurrency.to_string();
-    let mut args = vec![
-        "endpoint",
-        "start",
-        "--service",
-        &url,
-        "--name",
-        name,
-        "--concurrency",
-        &concurrency,
-        "--cache-dir",
-        cache.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    Proc(ferry(&args).spawn().unwrap())
-}
-
-/// Connects once the service answers, and once `sessions` agents of
-/// `endpoint` are online.
-async fn ready(port: u16, endpoint: &str, sessions: u32) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(c) = Client::connect(format!("http://127.0.0.1:{port}")).await
-            && let Ok(s) = c.status().await
-            && s.endpoints
-                .iter()
-                .any(|e| e.name == endpoint && e.sessions >= sessions)
-        {
-            return c;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "fabric on port {port} did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn count(client: &Client, state: ferry_client::State) -> u64 {
-    let s = client.status().await.unwrap();
-    s.tasks
-        .iter()
-        .find(|c| c.state == state as i32)
-        .map_or(0, |c| c.count)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_tasks_over_two_endpoints_each_delivered_once() {

@@ -3,6 +3,8 @@
 
 #![allow(clippy::all, missing_docs)]
 
+pub mod transfer;
+
 /// Version of the ferry protocol spoken by this build.
 pub const PROTOCOL_VERSION: &str = "ferry.v1";
 

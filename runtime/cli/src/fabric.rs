@@ -34,6 +34,28 @@ pub struct UpArgs {
     /// Run the pi seed experiment against this fabric, then stop.
     #[arg(long)]
     demo: bool,
+    #[command(flatten)]
+    caps: StoreCaps,
+}
+
+/// Size caps of the service's blob store.
+#[derive(clap::Args, Clone)]
+pub struct StoreCaps {
+    /// Largest blob the service accepts.
+    #[arg(long, env = "FERRY_MAX_BLOB", default_value = "64GiB", value_parser = crate::local::parse_bytes_arg)]
+    max_blob: u64,
+    /// Most bytes the blob store holds (default: no cap).
+    #[arg(long, env = "FERRY_MAX_STORE", value_parser = crate::local::parse_bytes_arg)]
+    max_store: Option<u64>,
+}
+
+impl StoreCaps {
+    fn config(&self, dir: &Path) -> ServiceConfig {
+        let mut c = ServiceConfig::new(dir);
+        c.max_blob_bytes = self.max_blob;
+        c.max_store_bytes = self.max_store.unwrap_or(u64::MAX);
+        c
+    }
 }
 
 /// A service and a local endpoint in this process.
@@ -49,7 +71,16 @@ impl Fabric {
         listen: SocketAddr,
         concurrency: Option<u32>,
     ) -> anyhow::Result<Fabric> {
-        let service = Service::open(ServiceConfig::new(dir))?;
+        Fabric::start_with(ServiceConfig::new(dir), listen, concurrency).await
+    }
+
+    pub async fn start_with(
+        config: ServiceConfig,
+        listen: SocketAddr,
+        concurrency: Option<u32>,
+    ) -> anyhow::Result<Fabric> {
+        let dir = config.data_dir.clone();
+        let service = Service::open(config)?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
@@ -93,6 +124,8 @@ pub struct ServeArgs {
     data_dir: Option<PathBuf>,
     #[arg(long, default_value = "127.0.0.1:7171")]
     listen: SocketAddr,
+    #[command(flatten)]
+    caps: StoreCaps,
 }
 
 #[derive(clap::Subcommand)]
@@ -116,6 +149,9 @@ pub enum EndpointCommand {
         /// The GPU lent to tasks: `auto`, `none`, or part of an adapter's name.
         #[arg(long)]
         gpu: Option<String>,
+        /// Most bytes of fetched and written blobs kept in the cache.
+        #[arg(long, value_parser = crate::local::parse_bytes_arg)]
+        blob_cache: Option<u64>,
     },
 }
 
@@ -129,8 +165,68 @@ pub enum BlobCommand {
         #[arg(short, long)]
         out: PathBuf,
     },
-    /// Whether the service has a blob, and its size.
+    /// Whether the service has a blob, its size, and whether it is pinned.
     Stat { hash: String },
+    /// Keep a blob through `gc` though no task names it.
+    Pin { hash: String },
+    /// Let `gc` remove a blob again once no task names it.
+    Unpin { hash: String },
+    /// Remove blobs that no task names and no one pinned.
+    Gc {
+        /// Report what would go; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Keep blobs written less than this long ago: an upload comes
+        /// before the submission that names it.
+        #[arg(long, default_value = "1h", value_parser = parse_grace)]
+        grace: Duration,
+    },
+}
+
+/// A duration that may be zero (`0`, `0s`): then gc keeps no young blobs.
+fn parse_grace(s: &str) -> Result<Duration, String> {
+    let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    if digits.parse::<f64>() == Ok(0.0) {
+        return Ok(Duration::ZERO);
+    }
+    crate::local::parse_duration_arg(s)
+}
+
+/// A byte counter drawn as a progress bar on a terminal (hidden otherwise)
+/// while `work` runs.
+async fn with_progress<T>(
+    what: &str,
+    total: u64,
+    work: impl std::future::Future<Output = T>,
+    progress: ferry_client::Progress,
+) -> T {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    let ticker = {
+        let bar = bar.clone();
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                bar.set_position(progress.load(std::sync::atomic::Ordering::Relaxed));
+            }
+        })
+    };
+    let out = work.await;
+    ticker.abort();
+    bar.finish_and_clear();
+    out
 }
 
 pub fn blob(service: &ServiceArg, cmd: BlobCommand) -> anyhow::Result<ExitCode> {
@@ -138,7 +234,17 @@ pub fn blob(service: &ServiceArg, cmd: BlobCommand) -> anyhow::Result<ExitCode> 
         let client = connect(&service.service).await?;
         match cmd {
             BlobCommand::Put { file } => {
-                let up = client.upload_file(&file).await?;
+                let total = std::fs::metadata(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?
+                    .len();
+                let progress = ferry_client::Progress::default();
+                let up = with_progress(
+                    "uploading",
+                    total,
+                    client.upload_file_with(&file, Some(progress.clone())),
+                    progress,
+                )
+                .await?;
                 println!("{}", up.blob.hash);
                 if up.sent == 0 {
                     eprintln!("(the service already has it; nothing uploaded)");
@@ -147,16 +253,45 @@ pub fn blob(service: &ServiceArg, cmd: BlobCommand) -> anyhow::Result<ExitCode> 
                 }
             }
             BlobCommand::Get { hash, out } => {
-                let b = client.download(&hash, &out).await?;
+                let total = client.blob_size(&hash).await?.unwrap_or(0);
+                let progress = ferry_client::Progress::default();
+                let b = with_progress(
+                    "downloading",
+                    total,
+                    client.download_with(&hash, &out, Some(progress.clone())),
+                    progress,
+                )
+                .await?;
                 eprintln!("{} bytes, verified, in {}", b.size, out.display());
             }
-            BlobCommand::Stat { hash } => match client.blob_size(&hash).await? {
-                Some(size) => println!("{hash} {size} bytes"),
-                None => {
+            BlobCommand::Stat { hash } => {
+                let info = client.blob_info(&hash).await?;
+                if !info.present {
                     println!("{hash} not present");
                     return Ok(ExitCode::FAILURE);
                 }
-            },
+                let pinned = if info.pinned { ", pinned" } else { "" };
+                println!("{hash} {} bytes{pinned}", info.size);
+            }
+            BlobCommand::Pin { hash } => {
+                client.pin_blob(&hash, true).await?;
+                eprintln!("pinned {hash}");
+            }
+            BlobCommand::Unpin { hash } => {
+                client.pin_blob(&hash, false).await?;
+                eprintln!("unpinned {hash}");
+            }
+            BlobCommand::Gc { dry_run, grace } => {
+                let r = client.gc_blobs(grace, dry_run).await?;
+                let verb = if dry_run { "would remove" } else { "removed" };
+                for h in &r.removed_hashes {
+                    println!("{h}");
+                }
+                eprintln!(
+                    "{verb} {} blobs ({} bytes); kept {} ({} bytes): {} named by tasks, {} pinned, {} younger than {grace:?}",
+                    r.removed, r.removed_bytes, r.kept, r.kept_bytes, r.referenced, r.pinned, r.young
+                );
+            }
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -190,6 +325,10 @@ pub struct SubmitArgs {
     /// known to have none.
     #[arg(long)]
     gpu: bool,
+    /// The task needs the endpoint's mount at this guest path (e.g. `/data`)
+    /// granted to its function; repeatable.
+    #[arg(long = "needs-mount", value_name = "GUEST_PATH")]
+    needs_mount: Vec<String>,
 }
 
 pub fn data_dir(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -224,7 +363,8 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         None
     };
     runtime()?.block_on(async move {
-        let fabric = Fabric::start(&dir, args.listen, args.concurrency).await?;
+        let fabric =
+            Fabric::start_with(args.caps.config(&dir), args.listen, args.concurrency).await?;
         println!(
             "ferry is up: service {}, endpoint `local`, data in {}",
             fabric.url,
@@ -256,7 +396,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
 pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let dir = data_dir(args.data_dir)?;
     runtime()?.block_on(async move {
-        let service = Service::open(ServiceConfig::new(&dir))?;
+        let service = Service::open(args.caps.config(&dir))?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -278,6 +418,7 @@ pub fn endpoint(cmd: EndpointCommand) -> anyhow::Result<ExitCode> {
         concurrency,
         cache_dir,
         gpu,
+        blob_cache,
     } = cmd;
     let mut c = match &config {
         Some(path) => EndpointConfig::from_file(path)?,
@@ -299,6 +440,9 @@ pub fn endpoint(cmd: EndpointCommand) -> anyhow::Result<ExitCode> {
     }
     if let Some(g) = gpu {
         c.gpu = g.parse()?;
+    }
+    if let Some(b) = blob_cache {
+        c.blob_cache = b;
     }
     if let Some(d) = cache_dir {
         c.cache_dir = Some(d);
@@ -394,11 +538,12 @@ async fn submit_one(client: &Client, args: &SubmitArgs) -> anyhow::Result<String
     });
     let options = SubmitOptions {
         limits,
-        requires: if args.gpu {
-            vec!["gpu".into()]
-        } else {
-            Vec::new()
-        },
+        requires: args
+            .gpu
+            .then(|| "gpu".to_owned())
+            .into_iter()
+            .chain(args.needs_mount.iter().map(|m| format!("mount:{m}")))
+            .collect(),
     };
     Ok(client
         .submit_json(

@@ -28,7 +28,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
 use tonic::transport::Channel;
 
-pub use ferry_proto::v1::{TaskInfo, TaskState as State};
+pub use ferry_proto::transfer::Progress;
+use ferry_proto::transfer::{self, TransferError};
+pub use ferry_proto::v1::{BlobInfo, GcReport, TaskInfo, TaskState as State};
 
 /// What can go wrong, from the connection to the task itself.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +61,37 @@ pub enum ClientError {
     /// Downloaded bytes that do not hash to the blob's name.
     #[error("blob {expected}: the downloaded bytes hash to {actual}")]
     BlobMismatch { expected: String, actual: String },
+    /// A downloaded blob with another size than expected.
+    #[error("blob {hash} has {got} bytes, not the {expected} expected")]
+    BlobSize {
+        hash: String,
+        expected: u64,
+        got: u64,
+    },
+}
+
+impl From<TransferError> for ClientError {
+    fn from(e: TransferError) -> Self {
+        match e {
+            TransferError::Status(s) => s.into(),
+            TransferError::File { path, error } => ClientError::File {
+                path: path.display().to_string(),
+                message: error.to_string(),
+            },
+            TransferError::Mismatch { expected, actual } => {
+                ClientError::BlobMismatch { expected, actual }
+            }
+            TransferError::Size {
+                hash,
+                expected,
+                got,
+            } => ClientError::BlobSize {
+                hash,
+                expected,
+                got,
+            },
+        }
+    }
 }
 
 impl From<tonic::Status> for ClientError {
@@ -382,15 +415,6 @@ pub struct Upload {
     pub sent: u64,
 }
 
-const BLOB_CHUNK: usize = 1 << 20;
-
-fn file_error(path: &std::path::Path, e: impl std::fmt::Display) -> ClientError {
-    ClientError::File {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
-}
-
 impl Client {
     /// Uploads a file as a blob, streamed in chunks (never held whole); sends
     /// nothing when the service already has it.
@@ -398,16 +422,17 @@ impl Client {
         &self,
         path: impl AsRef<std::path::Path>,
     ) -> Result<Upload, ClientError> {
-        let path = path.as_ref().to_owned();
-        let hashing = path.clone();
-        let (hash, size) = tokio::task::spawn_blocking(move || {
-            let mut hasher = blake3::Hasher::new();
-            let size = std::io::copy(&mut std::fs::File::open(&hashing)?, &mut hasher)?;
-            Ok::<_, std::io::Error>((hasher.finalize(), size))
-        })
-        .await
-        .map_err(|e| file_error(&path, e))?
-        .map_err(|e| file_error(&path, e))?;
+        self.upload_file_with(path, None).await
+    }
+
+    /// [`Client::upload_file`], counting bytes sent into `progress`.
+    pub async fn upload_file_with(
+        &self,
+        path: impl AsRef<std::path::Path>,
+        progress: Option<Progress>,
+    ) -> Result<Upload, ClientError> {
+        let path = path.as_ref();
+        let (hash, size) = transfer::hash_file(path).await?;
         let blob = BlobRef {
             hash: hash.to_hex().to_string(),
             size,
@@ -415,51 +440,8 @@ impl Client {
         if self.has_blob(&blob).await? {
             return Ok(Upload { blob, sent: 0 });
         }
-        let (tx, rx) = mpsc::channel::<pb::BlobChunk>(4);
-        let reading = path.clone();
-        let first = blob.clone();
-        let reader = tokio::task::spawn_blocking(move || {
-            use std::io::Read;
-            let mut file = std::fs::File::open(&reading)?;
-            let mut head = Some(first);
-            loop {
-                let mut data = vec![0u8; BLOB_CHUNK];
-                let mut filled = 0;
-                while filled < data.len() {
-                    match file.read(&mut data[filled..])? {
-                        0 => break,
-                        n => filled += n,
-                    }
-                }
-                data.truncate(filled);
-                // The first chunk names the blob, even when it is empty.
-                let chunk = match head.take() {
-                    Some(b) => pb::BlobChunk {
-                        hash: b.hash,
-                        size: b.size,
-                        data,
-                    },
-                    None if filled == 0 => return Ok::<_, std::io::Error>(()),
-                    None => pb::BlobChunk {
-                        data,
-                        ..Default::default()
-                    },
-                };
-                if tx.blocking_send(chunk).is_err() || filled < BLOB_CHUNK {
-                    return Ok(());
-                }
-            }
-        });
-        let info = self
-            .blobs
-            .clone()
-            .put(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await;
-        reader
-            .await
-            .map_err(|e| file_error(&path, e))?
-            .map_err(|e| file_error(&path, e))?;
-        let info = info?.into_inner();
+        let info =
+            transfer::put_file(&mut self.blobs.clone(), path, &blob.hash, size, progress).await?;
         Ok(Upload {
             blob: BlobRef {
                 hash: info.hash,
@@ -479,7 +461,7 @@ impl Client {
             return Ok(Upload { blob, sent: 0 });
         }
         let mut chunks: Vec<pb::BlobChunk> = bytes
-            .chunks(BLOB_CHUNK)
+            .chunks(transfer::CHUNK)
             .map(|c| pb::BlobChunk {
                 data: c.to_vec(),
                 ..Default::default()
@@ -497,6 +479,48 @@ impl Client {
         })
     }
 
+    /// The service's record of a blob: present, size, pinned.
+    pub async fn blob_info(&self, hash: &str) -> Result<pb::BlobInfo, ClientError> {
+        Ok(self
+            .blobs
+            .clone()
+            .stat(pb::StatBlobRequest { hash: hash.into() })
+            .await?
+            .into_inner())
+    }
+
+    /// Pins a blob, so that `gc` keeps it though no task names it (or
+    /// unpins it).
+    pub async fn pin_blob(&self, hash: &str, pinned: bool) -> Result<pb::BlobInfo, ClientError> {
+        Ok(self
+            .blobs
+            .clone()
+            .pin(pb::PinBlobRequest {
+                hash: hash.into(),
+                unpin: !pinned,
+            })
+            .await?
+            .into_inner())
+    }
+
+    /// Removes the service's blobs that no task names and no one pinned,
+    /// written more than `grace` ago; `dry_run` only reports.
+    pub async fn gc_blobs(
+        &self,
+        grace: Duration,
+        dry_run: bool,
+    ) -> Result<pb::GcReport, ClientError> {
+        Ok(self
+            .blobs
+            .clone()
+            .gc(pb::GcRequest {
+                dry_run,
+                grace_ms: grace.as_millis() as u64,
+            })
+            .await?
+            .into_inner())
+    }
+
     /// Whether the service has this blob.
     pub async fn has_blob(&self, blob: &BlobRef) -> Result<bool, ClientError> {
         Ok(self.blob_size(&blob.hash).await? == Some(blob.size))
@@ -504,12 +528,7 @@ impl Client {
 
     /// The size of a blob the service has; `None` when it lacks it.
     pub async fn blob_size(&self, hash: &str) -> Result<Option<u64>, ClientError> {
-        let info = self
-            .blobs
-            .clone()
-            .stat(pb::StatBlobRequest { hash: hash.into() })
-            .await?
-            .into_inner();
+        let info = self.blob_info(hash).await?;
         Ok(info.present.then_some(info.size))
     }
 
@@ -520,45 +539,18 @@ impl Client {
         hash: &str,
         path: impl AsRef<std::path::Path>,
     ) -> Result<BlobRef, ClientError> {
-        use tokio::io::AsyncWriteExt;
-        let path = path.as_ref();
-        let mut stream = self
-            .blobs
-            .clone()
-            .get(pb::GetBlobRequest { hash: hash.into() })
-            .await?
-            .into_inner();
-        let tmp = path.with_extension("ferry-partial");
-        let mut file = tokio::fs::File::create(&tmp)
-            .await
-            .map_err(|e| file_error(&tmp, e))?;
-        let mut hasher = blake3::Hasher::new();
-        let mut size = 0u64;
-        let result = async {
-            while let Some(chunk) = stream.message().await? {
-                hasher.update(&chunk.data);
-                size += chunk.data.len() as u64;
-                file.write_all(&chunk.data)
-                    .await
-                    .map_err(|e| file_error(&tmp, e))?;
-            }
-            file.sync_all().await.map_err(|e| file_error(&tmp, e))?;
-            let actual = hasher.finalize().to_hex().to_string();
-            if actual != hash {
-                return Err(ClientError::BlobMismatch {
-                    expected: hash.into(),
-                    actual,
-                });
-            }
-            tokio::fs::rename(&tmp, path)
-                .await
-                .map_err(|e| file_error(path, e))
-        }
-        .await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&tmp).await;
-        }
-        result?;
+        self.download_with(hash, path, None).await
+    }
+
+    /// [`Client::download`], counting bytes received into `progress`.
+    pub async fn download_with(
+        &self,
+        hash: &str,
+        path: impl AsRef<std::path::Path>,
+        progress: Option<Progress>,
+    ) -> Result<BlobRef, ClientError> {
+        let size = transfer::get_file(&mut self.blobs.clone(), hash, None, path.as_ref(), progress)
+            .await?;
         Ok(BlobRef {
             hash: hash.into(),
             size,
@@ -589,8 +581,10 @@ impl<T, E> From<WitResult<T, E>> for Result<T, E> {
 pub struct SubmitOptions {
     /// Limits for this task; zero fields take the endpoint's defaults.
     pub limits: Option<pb::Limits>,
-    /// What the task needs from its endpoint (`"gpu"`). The service refuses
-    /// the task up front when it knows the endpoint lacks it.
+    /// What the task needs from its endpoint: `"gpu"`, or `"mount:/data"`
+    /// for a directory granted to its function. The service refuses the
+    /// task up front when it knows the endpoint lacks it; otherwise the
+    /// endpoint fails it with the reason before running anything.
     pub requires: Vec<String>,
 }
 
@@ -601,6 +595,13 @@ impl SubmitOptions {
             requires: vec!["gpu".into()],
             ..SubmitOptions::default()
         }
+    }
+
+    /// Also needs the endpoint's mount at `guest` (e.g. `/data`) granted to
+    /// this function.
+    pub fn mount(mut self, guest: &str) -> Self {
+        self.requires.push(format!("mount:{guest}"));
+        self
     }
 }
 

@@ -6,6 +6,8 @@
 //! streams results back in batches. A broken stream is redialled with backoff;
 //! the service has already requeued whatever was in flight.
 
+mod blobs;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -46,6 +48,9 @@ pub struct EndpointConfig {
     pub mounts: Vec<Grant>,
     /// Where each task's private `/scratch` is made (and removed after).
     pub scratch_dir: PathBuf,
+    /// Most bytes the blob cache (`<cache_dir>/blobs`) may hold; the least
+    /// recently used blobs make room for new ones.
+    pub blob_cache: u64,
 }
 
 /// A directory lent to some functions.
@@ -75,13 +80,15 @@ impl EndpointConfig {
             gpu: GpuChoice::Auto,
             mounts: Vec::new(),
             scratch_dir: std::env::temp_dir().join("ferry-scratch"),
+            blob_cache: 32 << 30,
         }
     }
 
     /// Reads a TOML config; keys: `name`, `service`, `concurrency`,
     /// `cache_dir`, `heartbeat`, `gpu` (`"auto"`, `"none"` or part of an
-    /// adapter's name), `scratch_dir`, `[limits]` with `timeout`, `memory`,
-    /// `output`, `gpu_buffer`, `gpu_memory` (e.g. `"5s"`, `"64MiB"`), and
+    /// adapter's name), `scratch_dir`, `blob_cache` (e.g. `"32GiB"`),
+    /// `[limits]` with `timeout`, `memory`, `output`, `gpu_buffer`,
+    /// `gpu_memory`, `blob_output` (e.g. `"5s"`, `"64MiB"`), and
     /// `[[mounts]]` with `host`, `guest`, `read_only` (default true) and
     /// `functions` (ids, or `"*"`).
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
@@ -96,6 +103,7 @@ impl EndpointConfig {
             heartbeat: Option<String>,
             gpu: Option<String>,
             scratch_dir: Option<PathBuf>,
+            blob_cache: Option<String>,
             limits: Option<FileLimits>,
             #[serde(default)]
             mounts: Vec<FileMount>,
@@ -116,6 +124,7 @@ impl EndpointConfig {
             output: Option<String>,
             gpu_buffer: Option<String>,
             gpu_memory: Option<String>,
+            blob_output: Option<String>,
         }
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -138,6 +147,9 @@ impl EndpointConfig {
         }
         if let Some(d) = f.scratch_dir {
             c.scratch_dir = d;
+        }
+        if let Some(b) = f.blob_cache {
+            c.blob_cache = ferry_host::parse_bytes(&b)?;
         }
         for m in f.mounts {
             anyhow::ensure!(
@@ -175,6 +187,9 @@ impl EndpointConfig {
             if let Some(m) = l.gpu_memory {
                 c.limits.gpu_memory = ferry_host::parse_bytes(&m)?;
             }
+            if let Some(b) = l.blob_output {
+                c.limits.blob_output = ferry_host::parse_bytes(&b)?;
+            }
         }
         Ok(c)
     }
@@ -210,10 +225,11 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join(format!("ferry-{}", config.name)))
         .join("blobs");
-    let blobs: Arc<dyn ferry_host::BlobSource> = Arc::new(FetchedBlobs {
-        service: config.service.clone(),
-        dir: blob_dir,
-    });
+    let blobs = Arc::new(blobs::FetchedBlobs::new(
+        &config.service,
+        blob_dir,
+        config.blob_cache,
+    )?);
     let agent = Arc::new(Agent {
         blobs,
         workers: Arc::new(tokio::sync::Semaphore::new(config.concurrency as usize)),
@@ -244,84 +260,8 @@ pub async fn run(
     }
 }
 
-/// Blobs fetched from the service by hash on first use, verified, and kept
-/// in the endpoint's cache.
-struct FetchedBlobs {
-    service: String,
-    dir: PathBuf,
-}
-
-impl FetchedBlobs {
-    async fn get(&self, hash: &str, size: u64) -> anyhow::Result<PathBuf> {
-        use tokio::io::AsyncWriteExt;
-        let path = ferry_host::blob_path(&self.dir, hash).map_err(anyhow::Error::msg)?;
-        let parsed = ferry_host::parse_blob_hash(hash).map_err(anyhow::Error::msg)?;
-        if tokio::fs::metadata(&path)
-            .await
-            .is_ok_and(|m| m.len() == size)
-        {
-            return Ok(path);
-        }
-        let mut client = ferry_proto::v1::blobs_client::BlobsClient::connect(self.service.clone())
-            .await?
-            .max_decoding_message_size(64 << 20);
-        let mut stream = client
-            .get(ferry_proto::v1::GetBlobRequest { hash: hash.into() })
-            .await
-            .map_err(|s| anyhow::anyhow!("{}", s.message()))?
-            .into_inner();
-        tokio::fs::create_dir_all(path.parent().expect("sharded")).await?;
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let tmp = path.with_extension(format!(
-            "partial-{}",
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        let result = async {
-            let mut file = tokio::fs::File::create(&tmp).await?;
-            let mut hasher = blake3::Hasher::new();
-            let mut got = 0u64;
-            while let Some(chunk) = stream.message().await? {
-                got += chunk.data.len() as u64;
-                anyhow::ensure!(
-                    got <= size,
-                    "blob {hash} is longer than its reference's {size} bytes"
-                );
-                hasher.update(&chunk.data);
-                file.write_all(&chunk.data).await?;
-            }
-            anyhow::ensure!(
-                got == size,
-                "blob {hash} has {got} bytes, not the {size} its reference says"
-            );
-            anyhow::ensure!(
-                hasher.finalize() == parsed,
-                "blob {hash}: the fetched bytes do not match its hash"
-            );
-            file.sync_all().await?;
-            tokio::fs::rename(&tmp, &path).await?;
-            Ok(())
-        }
-        .await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&tmp).await;
-        }
-        result.map(|()| path)
-    }
-}
-
-impl ferry_host::BlobSource for FetchedBlobs {
-    fn fetch<'a>(
-        &'a self,
-        hash: &'a str,
-        size: u64,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<PathBuf, String>> + Send + 'a>>
-    {
-        Box::pin(async move { self.get(hash, size).await.map_err(|e| format!("{e:#}")) })
-    }
-}
-
 struct Agent {
-    blobs: Arc<dyn ferry_host::BlobSource>,
+    blobs: Arc<blobs::FetchedBlobs>,
     /// One permit per task allowed to run at once.
     workers: Arc<tokio::sync::Semaphore>,
     config: EndpointConfig,
@@ -500,6 +440,33 @@ impl Agent {
                     }));
                 }
                 "gpu" => {}
+                need if need.starts_with("mount:") => {
+                    let guest = &need["mount:".len()..];
+                    let mounts: Vec<_> = self
+                        .config
+                        .mounts
+                        .iter()
+                        .filter(|g| g.mount.guest == guest)
+                        .collect();
+                    if mounts.is_empty() {
+                        return Err(TaskError {
+                            kind: "bad-mount".into(),
+                            message: format!(
+                                "endpoint {} has no mount at {guest}",
+                                self.config.name
+                            ),
+                        });
+                    }
+                    if !mounts.iter().any(|g| g.covers(&a.function_id)) {
+                        return Err(TaskError {
+                            kind: "bad-mount".into(),
+                            message: format!(
+                                "mount {guest} on endpoint {} is not granted to function {}",
+                                self.config.name, a.function_id
+                            ),
+                        });
+                    }
+                }
                 other => {
                     return Err(TaskError {
                         kind: "unsupported-requirement".into(),
@@ -540,6 +507,13 @@ impl Agent {
             .call(&f, export, &args, &limits, &options)
             .await
             .map_err(err)?;
+        // New blobs reach the service before the result that names them.
+        for blob in &out.blobs {
+            self.blobs.send(blob).await.map_err(|e| TaskError {
+                kind: "blob-upload".into(),
+                message: format!("sending new blob {} to the service: {e:#}", blob.hash),
+            })?;
+        }
         export.result_to_msgpack(out.result.as_ref()).map_err(err)
     }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ferry_host::{Error as HostError, Function, FunctionId};
 use ferry_proto::v1::{
@@ -111,9 +111,10 @@ impl Service {
                     )));
                 }
                 "gpu" => {}
+                mount if mount.starts_with("mount:/") => {}
                 other => {
                     return Err(Status::invalid_argument(format!(
-                        "unknown requirement `{other}`; a task may require: gpu"
+                        "unknown requirement `{other}`; a task may require: gpu, mount:/GUEST/PATH"
                     )));
                 }
             }
@@ -666,6 +667,26 @@ impl endpoints_server::Endpoints for Service {
     }
 }
 
+impl Service {
+    fn blob_info(&self, hash: &blake3::Hash) -> Result<pb::BlobInfo, Status> {
+        let size = self.inner.blobs.stat(hash);
+        let hex = hash.to_hex().to_string();
+        let pinned = size.is_some()
+            && self
+                .inner
+                .store
+                .pinned_blobs()
+                .map_err(internal)?
+                .contains(&hex);
+        Ok(pb::BlobInfo {
+            hash: hex,
+            size: size.unwrap_or(0),
+            present: size.is_some(),
+            pinned,
+        })
+    }
+}
+
 #[tonic::async_trait]
 impl blobs_server::Blobs for Service {
     async fn put(
@@ -681,11 +702,7 @@ impl blobs_server::Blobs for Service {
         let size = first.size;
         let rest = chunks.map(|c| c.map(|c| c.data));
         self.inner.blobs.put(hash, size, first.data, rest).await?;
-        Ok(Response::new(pb::BlobInfo {
-            hash: hash.to_hex().to_string(),
-            size,
-            present: true,
-        }))
+        Ok(Response::new(self.blob_info(&hash)?))
     }
 
     type GetStream = BoxStream<pb::BlobChunk>;
@@ -741,11 +758,64 @@ impl blobs_server::Blobs for Service {
         req: Request<pb::StatBlobRequest>,
     ) -> Result<Response<pb::BlobInfo>, Status> {
         let hash = crate::blobs::parse_hash(&req.get_ref().hash)?;
-        let size = self.inner.blobs.stat(&hash);
-        Ok(Response::new(pb::BlobInfo {
-            hash: hash.to_hex().to_string(),
-            size: size.unwrap_or(0),
-            present: size.is_some(),
+        Ok(Response::new(self.blob_info(&hash)?))
+    }
+
+    async fn pin(
+        &self,
+        req: Request<pb::PinBlobRequest>,
+    ) -> Result<Response<pb::BlobInfo>, Status> {
+        let req = req.into_inner();
+        let hash = crate::blobs::parse_hash(&req.hash)?;
+        if !req.unpin && self.inner.blobs.stat(&hash).is_none() {
+            return Err(Status::not_found(format!("unknown blob {hash}")));
+        }
+        self.inner
+            .store
+            .pin_blob(&hash.to_hex(), !req.unpin)
+            .map_err(internal)?;
+        Ok(Response::new(self.blob_info(&hash)?))
+    }
+
+    async fn gc(&self, req: Request<pb::GcRequest>) -> Result<Response<pb::GcReport>, Status> {
+        let req = req.into_inner();
+        let service = self.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            let inner = &service.inner;
+            let mut named = std::collections::HashSet::new();
+            for t in inner.store.tasks().map_err(internal)? {
+                crate::blobs::named_blobs(&t.args, &mut named);
+                if let Some(r) = &t.result {
+                    crate::blobs::named_blobs(r, &mut named);
+                }
+            }
+            let pinned = inner
+                .store
+                .pinned_blobs()
+                .map_err(internal)?
+                .into_iter()
+                .collect();
+            inner
+                .blobs
+                .gc(
+                    &named,
+                    &pinned,
+                    Duration::from_millis(req.grace_ms),
+                    req.dry_run,
+                )
+                .map_err(|e| Status::internal(format!("blob store: {e}")))
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))??;
+        Ok(Response::new(pb::GcReport {
+            removed: report.removed.len() as u64,
+            removed_bytes: report.removed_bytes,
+            kept: report.kept,
+            kept_bytes: report.kept_bytes,
+            referenced: report.referenced,
+            pinned: report.pinned,
+            young: report.young,
+            removed_hashes: report.removed,
         }))
     }
 }

@@ -39,6 +39,9 @@ pub struct ServiceConfig {
     pub max_args_bytes: usize,
     /// Largest blob accepted.
     pub max_blob_bytes: u64,
+    /// Most bytes the blob store (`<data_dir>/blobs`) holds; a put past it
+    /// is refused until `ferry blob gc` makes room.
+    pub max_store_bytes: u64,
 }
 
 impl ServiceConfig {
@@ -49,6 +52,7 @@ impl ServiceConfig {
             max_component_bytes: 256 << 20,
             max_args_bytes: 16 << 20,
             max_blob_bytes: 64 << 30,
+            max_store_bytes: u64::MAX,
         }
     }
 }
@@ -102,7 +106,11 @@ impl Service {
                 .push_back(task.id.clone());
             s.tasks.insert(task.id.clone(), task);
         }
-        let blobs = blobs::BlobStore::open(&config.data_dir.join("blobs"), config.max_blob_bytes)?;
+        let blobs = blobs::BlobStore::open(
+            &config.data_dir.join("blobs"),
+            config.max_blob_bytes,
+            config.max_store_bytes,
+        )?;
         Ok(Service {
             inner: Arc::new(Inner {
                 blobs,

@@ -52,12 +52,16 @@ pub trait Store: Send + Sync + 'static {
     fn tasks(&self) -> anyhow::Result<Vec<TaskRecord>>;
     fn put_endpoint(&self, name: &str) -> anyhow::Result<()>;
     fn endpoints(&self) -> anyhow::Result<Vec<String>>;
+    /// Pins or unpins a blob: pinned blobs survive `gc`.
+    fn pin_blob(&self, hash: &str, pinned: bool) -> anyhow::Result<()>;
+    fn pinned_blobs(&self) -> anyhow::Result<Vec<String>>;
 }
 
 const FUNCTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("functions");
 const FUNCTION_BYTES: TableDefinition<&str, &[u8]> = TableDefinition::new("function_bytes");
 const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
 const ENDPOINTS: TableDefinition<&str, ()> = TableDefinition::new("endpoints");
+const PINS: TableDefinition<&str, ()> = TableDefinition::new("pinned_blobs");
 
 /// The embedded default: one redb file in the data directory.
 pub struct RedbStore {
@@ -76,6 +80,7 @@ impl RedbStore {
         txn.open_table(FUNCTION_BYTES)?;
         txn.open_table(TASKS)?;
         txn.open_table(ENDPOINTS)?;
+        txn.open_table(PINS)?;
         txn.commit()?;
         Ok(RedbStore { db })
     }
@@ -170,8 +175,32 @@ impl Store for RedbStore {
     }
 
     fn endpoints(&self) -> anyhow::Result<Vec<String>> {
+        self.keys(ENDPOINTS)
+    }
+
+    fn pin_blob(&self, hash: &str, pinned: bool) -> anyhow::Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = txn.open_table(PINS)?;
+            if pinned {
+                t.insert(hash, ())?;
+            } else {
+                t.remove(hash)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn pinned_blobs(&self) -> anyhow::Result<Vec<String>> {
+        self.keys(PINS)
+    }
+}
+
+impl RedbStore {
+    fn keys(&self, table: TableDefinition<&str, ()>) -> anyhow::Result<Vec<String>> {
         let txn = self.db.begin_read()?;
-        let t = txn.open_table(ENDPOINTS)?;
+        let t = txn.open_table(table)?;
         let mut out = Vec::new();
         for entry in t.iter()? {
             out.push(entry?.0.value().to_owned());
@@ -216,6 +245,9 @@ mod tests {
             };
             s.put_function(&f, b"abc").unwrap();
             s.put_endpoint("local").unwrap();
+            s.pin_blob("b1", true).unwrap();
+            s.pin_blob("b2", true).unwrap();
+            s.pin_blob("b1", false).unwrap();
         }
         let s = RedbStore::open(dir.path()).unwrap();
         assert_eq!(s.task("a").unwrap().unwrap().state, 5);
@@ -224,5 +256,6 @@ mod tests {
         assert_eq!(s.function("f").unwrap().unwrap().registered_at_ms, 7);
         assert_eq!(s.endpoints().unwrap(), vec!["local".to_owned()]);
         assert!(s.task("zz").unwrap().is_none());
+        assert_eq!(s.pinned_blobs().unwrap(), vec!["b2".to_owned()]);
     }
 }

@@ -1,0 +1,229 @@
+//! Blob streams in both directions, shared by the client and the endpoint:
+//! a file goes up in chunks read off the executor, and comes down hashed on
+//! the way, appearing under its name only once whole and verified.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::io::AsyncWriteExt;
+use tonic::transport::Channel;
+
+use crate::v1::{BlobChunk, BlobInfo, GetBlobRequest, blobs_client::BlobsClient};
+
+/// Bytes per chunk of a blob stream.
+pub const CHUNK: usize = 1 << 20;
+
+/// Bytes moved so far, for progress bars; shared with the transfer.
+pub type Progress = Arc<AtomicU64>;
+
+/// What can stop a transfer.
+#[derive(Debug)]
+pub enum TransferError {
+    /// The service refused or the stream broke.
+    Status(tonic::Status),
+    /// A local file could not be read or written.
+    File {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// The bytes received do not hash to the blob's name.
+    Mismatch { expected: String, actual: String },
+    /// The blob has another size than its reference says.
+    Size {
+        hash: String,
+        expected: u64,
+        got: u64,
+    },
+}
+
+impl std::fmt::Display for TransferError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransferError::Status(s) => write!(f, "{}", s.message()),
+            TransferError::File { path, error } => write!(f, "{}: {error}", path.display()),
+            TransferError::Mismatch { expected, actual } => {
+                write!(f, "blob {expected}: the received bytes hash to {actual}")
+            }
+            TransferError::Size {
+                hash,
+                expected,
+                got,
+            } => write!(
+                f,
+                "blob {hash} has {got} bytes, not the {expected} its reference says"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TransferError {}
+
+impl From<tonic::Status> for TransferError {
+    fn from(s: tonic::Status) -> Self {
+        TransferError::Status(s)
+    }
+}
+
+fn file(path: &Path) -> impl FnOnce(std::io::Error) -> TransferError + '_ {
+    move |error| TransferError::File {
+        path: path.to_owned(),
+        error,
+    }
+}
+
+/// blake3 and size of a file, read off the executor.
+pub async fn hash_file(path: &Path) -> Result<(blake3::Hash, u64), TransferError> {
+    let owned = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut f = std::fs::File::open(&owned)?;
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; CHUNK];
+        let mut size = 0u64;
+        loop {
+            match f.read(&mut buf)? {
+                0 => return Ok::<_, std::io::Error>((hasher.finalize(), size)),
+                n => {
+                    hasher.update(&buf[..n]);
+                    size += n as u64;
+                }
+            }
+        }
+    })
+    .await
+    .map_err(|e| file(path)(std::io::Error::other(e)))?
+    .map_err(file(path))
+}
+
+/// Uploads the file at `path`, whose blake3 and size the caller knows, in
+/// chunks; memory stays at a few chunks whatever the size.
+pub async fn put_file(
+    client: &mut BlobsClient<Channel>,
+    path: &Path,
+    hash: &str,
+    size: u64,
+    progress: Option<Progress>,
+) -> Result<BlobInfo, TransferError> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<BlobChunk>(4);
+    let reading = path.to_owned();
+    let hash = hash.to_owned();
+    let reader = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut f = std::fs::File::open(&reading)?;
+        let mut head = Some(hash);
+        loop {
+            let mut data = vec![0u8; CHUNK];
+            let mut filled = 0;
+            while filled < data.len() {
+                match f.read(&mut data[filled..])? {
+                    0 => break,
+                    n => filled += n,
+                }
+            }
+            data.truncate(filled);
+            // The first chunk names the blob, even when it is empty.
+            let chunk = match head.take() {
+                Some(hash) => BlobChunk { hash, size, data },
+                None if filled == 0 => return Ok::<_, std::io::Error>(()),
+                None => BlobChunk {
+                    data,
+                    ..Default::default()
+                },
+            };
+            if tx.blocking_send(chunk).is_err() {
+                return Ok(());
+            }
+            if let Some(p) = &progress {
+                p.fetch_add(filled as u64, Ordering::Relaxed);
+            }
+            if filled < CHUNK {
+                return Ok(());
+            }
+        }
+    });
+    let info = client
+        .put(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await;
+    reader
+        .await
+        .map_err(|e| file(path)(std::io::Error::other(e)))?
+        .map_err(file(path))?;
+    Ok(info?.into_inner())
+}
+
+/// Downloads blob `hash` to `dest`, checking its bytes against the hash (and
+/// `size`, when given) on the way; `dest` appears only once verified.
+/// Returns the blob's size.
+pub async fn get_file(
+    client: &mut BlobsClient<Channel>,
+    hash: &str,
+    size: Option<u64>,
+    dest: &Path,
+    progress: Option<Progress>,
+) -> Result<u64, TransferError> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let expected = blake3::Hash::from_hex(hash).map_err(|_| {
+        TransferError::Status(tonic::Status::invalid_argument(format!(
+            "`{hash}` is not a blob hash (64 hex digits of blake3)"
+        )))
+    })?;
+    let mut stream = client
+        .get(GetBlobRequest { hash: hash.into() })
+        .await?
+        .into_inner();
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(file(parent))?;
+    }
+    let mut name = dest.file_name().unwrap_or_default().to_owned();
+    name.push(format!(
+        ".partial-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let tmp = dest.with_file_name(name);
+    let result = async {
+        let mut out = tokio::fs::File::create(&tmp).await.map_err(file(&tmp))?;
+        let mut hasher = blake3::Hasher::new();
+        let mut got = 0u64;
+        while let Some(chunk) = stream.message().await? {
+            got += chunk.data.len() as u64;
+            if let Some(expected) = size.filter(|&s| got > s) {
+                return Err(TransferError::Size {
+                    hash: hash.into(),
+                    expected,
+                    got,
+                });
+            }
+            hasher.update(&chunk.data);
+            out.write_all(&chunk.data).await.map_err(file(&tmp))?;
+            if let Some(p) = &progress {
+                p.fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
+            }
+        }
+        if let Some(expected) = size.filter(|&s| got != s) {
+            return Err(TransferError::Size {
+                hash: hash.into(),
+                expected,
+                got,
+            });
+        }
+        let actual = hasher.finalize();
+        if actual != expected {
+            return Err(TransferError::Mismatch {
+                expected: hash.into(),
+                actual: actual.to_hex().to_string(),
+            });
+        }
+        out.sync_all().await.map_err(file(&tmp))?;
+        tokio::fs::rename(&tmp, dest).await.map_err(file(dest))?;
+        Ok(got)
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    result
+}

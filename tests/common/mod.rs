@@ -1,0 +1,119 @@
+//! Real processes for the end-to-end tests: `ferry serve` and `ferry
+//! endpoint start` on loopback, killed when dropped.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ferry_client::Client;
+
+/// A child process killed (SIGKILL) when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    pub fn kill9(&mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+pub fn ferry(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    c.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn serve(data: &Path, port: u16) -> Proc {
+    serve_with(data, port, &[])
+}
+
+pub fn serve_with(data: &Path, port: u16, extra: &[&str]) -> Proc {
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "serve",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--listen",
+        &listen,
+    ];
+    args.extend_from_slice(extra);
+    Proc(ferry(&args).spawn().unwrap())
+}
+
+pub fn endpoint(port: u16, name: &str, cache: &Path, concurrency: u32) -> Proc {
+    endpoint_with(port, name, cache, concurrency, &["--gpu", "none"])
+}
+
+pub fn endpoint_with(
+    port: u16,
+    name: &str,
+    cache: &Path,
+    concurrency: u32,
+    extra: &[&str],
+) -> Proc {
+    let url = format!("http://127.0.0.1:{port}");
+    let concurrency = concurrency.to_string();
+    let mut args = vec![
+        "endpoint",
+        "start",
+        "--service",
+        &url,
+        "--name",
+        name,
+        "--concurrency",
+        &concurrency,
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    Proc(ferry(&args).spawn().unwrap())
+}
+
+/// Connects once the service answers, and once `sessions` agents of
+/// `endpoint` are online.
+pub async fn ready(port: u16, endpoint: &str, sessions: u32) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(c) = Client::connect(format!("http://127.0.0.1:{port}")).await
+            && let Ok(s) = c.status().await
+            && s.endpoints
+                .iter()
+                .any(|e| e.name == endpoint && e.sessions >= sessions)
+        {
+            return c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fabric on port {port} did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn count(client: &Client, state: ferry_client::State) -> u64 {
+    let s = client.status().await.unwrap();
+    s.tasks
+        .iter()
+        .find(|c| c.state == state as i32)
+        .map_or(0, |c| c.count)
+}
