@@ -452,3 +452,57 @@ async fn a_mount_not_granted_to_a_function_is_refused_by_name() {
         .unwrap();
     assert!(Result::from(r).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_files_are_checked_after_a_restart_and_a_shared_store_is_read_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let data = dir.path().join("data");
+    let _service = serve(&data, port);
+    let cache = dir.path().join("cache");
+    let mut ep = endpoint(port, "edge", &cache, 1);
+    let client = ready(port, "edge", 1).await;
+    let f = client.register(&guest_bytes("blob-probe")).await.unwrap();
+    let a = client.upload_bytes(&fresh(3 << 20, 11)).await.unwrap().blob;
+    assert_eq!(checksum(&client, "edge", &f.id, &a).await.unwrap(), a.hash);
+
+    // A crash tore the cached copy (same size, other bytes): the restarted
+    // endpoint checks it before first use and fetches it again.
+    ep.kill9();
+    let cached = cache.join("blobs").join(&a.hash[..2]).join(&a.hash);
+    let mut torn = std::fs::read(&cached).unwrap();
+    torn[1 << 20] ^= 0xff;
+    std::fs::write(&cached, &torn).unwrap();
+    let _ep = endpoint(port, "edge", &cache, 1);
+    ready(port, "edge", 1).await;
+    assert_eq!(checksum(&client, "edge", &f.id, &a).await.unwrap(), a.hash);
+    assert_eq!(
+        blake3::hash(&std::fs::read(&cached).unwrap())
+            .to_hex()
+            .as_str(),
+        a.hash,
+        "the torn copy was replaced"
+    );
+
+    // An endpoint that can read the service's store uses its blobs in place.
+    let near_cache = dir.path().join("near-cache");
+    let store = data.join("blobs");
+    let _near = endpoint_with(
+        port,
+        "near",
+        &near_cache,
+        1,
+        &[
+            "--gpu",
+            "none",
+            "--shared-blob-store",
+            store.to_str().unwrap(),
+        ],
+    );
+    ready(port, "near", 1).await;
+    assert_eq!(checksum(&client, "near", &f.id, &a).await.unwrap(), a.hash);
+    assert!(
+        !near_cache.join("blobs").join(&a.hash[..2]).exists(),
+        "a blob in the shared store is not copied"
+    );
+}

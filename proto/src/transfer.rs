@@ -152,6 +152,16 @@ pub async fn put_file(
     Ok(info?.into_inner())
 }
 
+/// Whether a downloaded file must reach the disk before it is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync before the rename: the file survives a crash whole or not at all.
+    Synced,
+    /// Left to the page cache: for caches that check what they find after a
+    /// restart.
+    Cached,
+}
+
 /// Downloads blob `hash` to `dest`, checking its bytes against the hash (and
 /// `size`, when given) on the way; `dest` appears only once verified.
 /// Returns the blob's size.
@@ -160,6 +170,7 @@ pub async fn get_file(
     hash: &str,
     size: Option<u64>,
     dest: &Path,
+    durability: Durability,
     progress: Option<Progress>,
 ) -> Result<u64, TransferError> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -217,7 +228,12 @@ pub async fn get_file(
                 actual: actual.to_hex().to_string(),
             });
         }
-        out.sync_all().await.map_err(file(&tmp))?;
+        if durability == Durability::Synced {
+            out.sync_all().await.map_err(file(&tmp))?;
+        } else {
+            out.flush().await.map_err(file(&tmp))?;
+        }
+        drop(out);
         tokio::fs::rename(&tmp, dest).await.map_err(file(dest))?;
         Ok(got)
     }

@@ -54,6 +54,25 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         runs: u32,
     },
+    /// A blob by reference into a function that checksums it: upload,
+    /// fetch by the endpoint, read by the guest; MB/s and peak memory.
+    Blob {
+        /// The `blob-probe` component (default: build it from this checkout).
+        #[arg(long)]
+        component: Option<PathBuf>,
+        /// Blob size in MiB.
+        #[arg(long, default_value_t = 1024)]
+        mib: u64,
+        /// Runs (the median is reported), each with a fresh blob.
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+        /// Where the input files, the service's store and the caches live
+        /// (default: the temp dir); it needs about 3 × (runs + 1) × the blob
+        /// size free. A tmpfs such as /dev/shm takes the disk out of the
+        /// measurement.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Monte-Carlo pi in Wasm against the same Rust compiled natively.
     Pi {
         /// The `pi` component (default: build it from this checkout).
@@ -75,7 +94,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         runs,
     } = cmd
     {
-        return fabric_bench(component, |c, f| {
+        return fabric_bench("noop", component, |c, f| {
             Box::pin(noop_throughput(c, f, tasks.max(1), runs.max(1)))
         });
     }
@@ -84,9 +103,19 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         iterations,
     } = cmd
     {
-        return fabric_bench(component, move |c, f| {
+        return fabric_bench("noop", component, move |c, f| {
             Box::pin(rtt(c, f, iterations.max(10)))
         });
+    }
+    if let BenchCommand::Blob {
+        component,
+        mib,
+        runs,
+        dir,
+    } = cmd
+    {
+        crate::blobbench::run(component, mib.max(1), runs.max(1), dir)?;
+        return Ok(ExitCode::SUCCESS);
     }
     if let BenchCommand::Kmeans { args, runs } = &cmd {
         crate::kmeans::bench(args, (*runs).max(1))?;
@@ -98,7 +127,10 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     let host = Host::new(HostConfig::default())?;
     match cmd {
-        BenchCommand::Noop { .. } | BenchCommand::Rtt { .. } | BenchCommand::Kmeans { .. } => {
+        BenchCommand::Noop { .. }
+        | BenchCommand::Rtt { .. }
+        | BenchCommand::Kmeans { .. }
+        | BenchCommand::Blob { .. } => {
             unreachable!("handled above")
         }
         BenchCommand::Instantiate {
@@ -114,7 +146,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
+pub(crate) fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
@@ -238,10 +270,11 @@ type BenchFuture<'a> =
 /// Starts a fabric (service + endpoint `local`) in this process on a fresh
 /// data directory, registers `noop`, runs `body`, and tears it all down.
 fn fabric_bench(
+    guest: &str,
     component: Option<PathBuf>,
     body: impl for<'a> FnOnce(&'a ferry_client::Client, &'a str) -> BenchFuture<'a>,
 ) -> anyhow::Result<ExitCode> {
-    let path = crate::guests::component("noop", component)?;
+    let path = crate::guests::component(guest, component)?;
     let dir = std::env::temp_dir().join(format!("ferry-bench-{}", std::process::id()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -87,6 +87,8 @@ impl Fabric {
         let url = format!("http://{}", listener.local_addr()?);
         let mut endpoint = EndpointConfig::new("local", url.clone());
         endpoint.cache_dir = Some(dir.join("endpoint-cache"));
+        // Same machine: the endpoint reads the service's blobs in place.
+        endpoint.shared_blob_store = Some(dir.join("blobs"));
         if let Some(c) = concurrency {
             endpoint.concurrency = c.max(1);
         }
@@ -152,6 +154,10 @@ pub enum EndpointCommand {
         /// Most bytes of fetched and written blobs kept in the cache.
         #[arg(long, value_parser = crate::local::parse_bytes_arg)]
         blob_cache: Option<u64>,
+        /// The service's blob store (`DATA_DIR/blobs`), when this machine can
+        /// read it: blobs there are used in place instead of fetched.
+        #[arg(long)]
+        shared_blob_store: Option<PathBuf>,
     },
 }
 
@@ -419,6 +425,7 @@ pub fn endpoint(cmd: EndpointCommand) -> anyhow::Result<ExitCode> {
         cache_dir,
         gpu,
         blob_cache,
+        shared_blob_store,
     } = cmd;
     let mut c = match &config {
         Some(path) => EndpointConfig::from_file(path)?,
@@ -443,6 +450,9 @@ pub fn endpoint(cmd: EndpointCommand) -> anyhow::Result<ExitCode> {
     }
     if let Some(b) = blob_cache {
         c.blob_cache = b;
+    }
+    if let Some(s) = shared_blob_store {
+        c.shared_blob_store = Some(s);
     }
     if let Some(d) = cache_dir {
         c.cache_dir = Some(d);

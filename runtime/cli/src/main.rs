@@ -1,6 +1,7 @@
 //! `ferry`: the command-line face of the ferry function fabric.
 
 mod bench;
+mod blobbench;
 mod demo;
 mod fabric;
 mod guests;

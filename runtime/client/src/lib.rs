@@ -131,10 +131,9 @@ impl Client {
             url: url.clone(),
             message: e.to_string(),
         };
-        let channel = tonic::transport::Endpoint::from_shared(url.clone())
+        let channel = ferry_proto::dial(&url)
             .map_err(|e| fail(&e))?
             .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
             .connect()
             .await
             .map_err(|e| {
@@ -549,8 +548,15 @@ impl Client {
         path: impl AsRef<std::path::Path>,
         progress: Option<Progress>,
     ) -> Result<BlobRef, ClientError> {
-        let size = transfer::get_file(&mut self.blobs.clone(), hash, None, path.as_ref(), progress)
-            .await?;
+        let size = transfer::get_file(
+            &mut self.blobs.clone(),
+            hash,
+            None,
+            path.as_ref(),
+            transfer::Durability::Synced,
+            progress,
+        )
+        .await?;
         Ok(BlobRef {
             hash: hash.into(),
             size,

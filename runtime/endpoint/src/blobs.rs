@@ -1,8 +1,15 @@
 //! The endpoint's blob cache: blobs fetched from the service by hash on first
 //! use, verified, and kept under a size cap (least recently used go first);
 //! blobs that tasks write land here too and are sent to the service.
+//!
+//! Cached files are not fsynced: a blob this process did not fetch or write
+//! itself (left by an earlier run, or in a shared store) is hashed once
+//! before its first use, so a file torn by a crash is fetched again.
+//!
+//! An endpoint that can read the service's store (the same machine, or a
+//! cluster's shared filesystem) uses blobs there in place, with no copy.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -17,6 +24,10 @@ pub(crate) struct FetchedBlobs {
     client: BlobsClient<Channel>,
     dir: PathBuf,
     cap: u64,
+    /// The service's store, when this endpoint can read it.
+    shared: Option<PathBuf>,
+    /// Files whose bytes this process has checked against their names.
+    verified: Mutex<HashSet<PathBuf>>,
     /// One fetch per blob at a time: the second asker waits for the first.
     fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Making room is one pass over the cache at a time.
@@ -27,10 +38,14 @@ pub(crate) struct FetchedBlobs {
 const STALE: Duration = Duration::from_secs(3600);
 
 impl FetchedBlobs {
-    pub(crate) fn new(service: &str, dir: PathBuf, cap: u64) -> anyhow::Result<Self> {
-        let channel = tonic::transport::Endpoint::from_shared(service.to_owned())
+    pub(crate) fn new(
+        service: &str,
+        dir: PathBuf,
+        cap: u64,
+        shared: Option<PathBuf>,
+    ) -> anyhow::Result<Self> {
+        let channel = ferry_proto::dial(service)
             .with_context(|| format!("bad service URL `{service}`"))?
-            .tcp_nodelay(true)
             .connect_lazy();
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating the blob cache {}", dir.display()))?;
@@ -38,6 +53,8 @@ impl FetchedBlobs {
             client: BlobsClient::new(channel).max_decoding_message_size(64 << 20),
             dir,
             cap,
+            shared,
+            verified: Mutex::default(),
             fetching: Mutex::default(),
             evicting: tokio::sync::Mutex::new(()),
         })
@@ -54,12 +71,13 @@ impl FetchedBlobs {
             .clone();
         let result = async {
             let _one = lock.lock().await;
-            if let Ok(m) = tokio::fs::metadata(&path).await {
-                anyhow::ensure!(
-                    m.len() == size,
-                    "blob {hash} has {} bytes, not the {size} its reference says",
-                    m.len()
-                );
+            if let Some(shared) = &self.shared {
+                let there = ferry_host::blob_path(shared, hash).map_err(anyhow::Error::msg)?;
+                if self.usable(&there, hash, size).await? {
+                    return Ok(there);
+                }
+            }
+            if self.usable(&path, hash, size).await? {
                 touch(&path);
                 return Ok(path.clone());
             }
@@ -69,7 +87,16 @@ impl FetchedBlobs {
                 self.cap
             );
             self.make_room(size).await?;
-            transfer::get_file(&mut self.client.clone(), hash, Some(size), &path, None).await?;
+            transfer::get_file(
+                &mut self.client.clone(),
+                hash,
+                Some(size),
+                &path,
+                transfer::Durability::Cached,
+                None,
+            )
+            .await?;
+            self.trust(&path);
             Ok(path.clone())
         }
         .await;
@@ -78,6 +105,45 @@ impl FetchedBlobs {
             fetching.remove(hash);
         }
         result
+    }
+
+    fn trust(&self, path: &Path) {
+        self.verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(path.to_owned());
+    }
+
+    /// Whether `path` holds blob `hash` of `size` bytes: checked by size, and
+    /// by hash the first time this process sees the file. A torn or wrong
+    /// file is removed (from the cache only) so that it is fetched again.
+    async fn usable(&self, path: &Path, hash: &str, size: u64) -> anyhow::Result<bool> {
+        let Ok(m) = tokio::fs::metadata(path).await else {
+            return Ok(false);
+        };
+        let known = self
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(path);
+        if known {
+            anyhow::ensure!(
+                m.len() == size,
+                "blob {hash} has {} bytes, not the {size} its reference says",
+                m.len()
+            );
+            return Ok(true);
+        }
+        let good = m.len() == size
+            && ferry_proto::transfer::hash_file(path)
+                .await
+                .is_ok_and(|(h, n)| n == size && h.to_hex().as_str() == hash);
+        if good {
+            self.trust(path);
+        } else if path.starts_with(&self.dir) {
+            let _ = tokio::fs::remove_file(path).await;
+        }
+        Ok(good)
     }
 
     /// Removes least recently used blobs until `incoming` more bytes fit
@@ -138,6 +204,7 @@ impl FetchedBlobs {
 
     /// Sends a blob a task wrote to the service, unless it has it already.
     pub(crate) async fn send(&self, blob: &NewBlob) -> anyhow::Result<()> {
+        self.trust(&blob.path);
         let mut client = self.client.clone();
         let info = client
             .stat(StatBlobRequest {

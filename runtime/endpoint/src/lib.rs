@@ -51,6 +51,9 @@ pub struct EndpointConfig {
     /// Most bytes the blob cache (`<cache_dir>/blobs`) may hold; the least
     /// recently used blobs make room for new ones.
     pub blob_cache: u64,
+    /// The service's blob store, when this endpoint can read it (the same
+    /// machine, or a shared filesystem): blobs there are used in place.
+    pub shared_blob_store: Option<PathBuf>,
 }
 
 /// A directory lent to some functions.
@@ -81,12 +84,14 @@ impl EndpointConfig {
             mounts: Vec::new(),
             scratch_dir: std::env::temp_dir().join("ferry-scratch"),
             blob_cache: 32 << 30,
+            shared_blob_store: None,
         }
     }
 
     /// Reads a TOML config; keys: `name`, `service`, `concurrency`,
     /// `cache_dir`, `heartbeat`, `gpu` (`"auto"`, `"none"` or part of an
     /// adapter's name), `scratch_dir`, `blob_cache` (e.g. `"32GiB"`),
+    /// `shared_blob_store` (the service's `<data_dir>/blobs`, if readable here),
     /// `[limits]` with `timeout`, `memory`, `output`, `gpu_buffer`,
     /// `gpu_memory`, `blob_output` (e.g. `"5s"`, `"64MiB"`), and
     /// `[[mounts]]` with `host`, `guest`, `read_only` (default true) and
@@ -104,6 +109,7 @@ impl EndpointConfig {
             gpu: Option<String>,
             scratch_dir: Option<PathBuf>,
             blob_cache: Option<String>,
+            shared_blob_store: Option<PathBuf>,
             limits: Option<FileLimits>,
             #[serde(default)]
             mounts: Vec<FileMount>,
@@ -151,6 +157,7 @@ impl EndpointConfig {
         if let Some(b) = f.blob_cache {
             c.blob_cache = ferry_host::parse_bytes(&b)?;
         }
+        c.shared_blob_store = f.shared_blob_store;
         for m in f.mounts {
             anyhow::ensure!(
                 !m.functions.is_empty(),
@@ -229,6 +236,7 @@ pub async fn run(
         &config.service,
         blob_dir,
         config.blob_cache,
+        config.shared_blob_store.clone(),
     )?);
     let agent = Arc::new(Agent {
         blobs,
@@ -273,10 +281,9 @@ type Running = Arc<Mutex<HashMap<String, JoinHandle<()>>>>;
 
 impl Agent {
     async fn session(self: Arc<Self>) -> anyhow::Result<()> {
-        let channel = tonic::transport::Endpoint::from_shared(self.config.service.clone())
+        let channel = ferry_proto::dial(&self.config.service)
             .with_context(|| format!("bad service URL `{}`", self.config.service))?
             .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
             .connect()
             .await
             .with_context(|| format!("cannot reach the service at {}", self.config.service))?;

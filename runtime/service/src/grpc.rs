@@ -852,6 +852,8 @@ pub(crate) async fn serve(
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
+        .initial_stream_window_size(ferry_proto::STREAM_WINDOW)
+        .initial_connection_window_size(ferry_proto::CONNECTION_WINDOW)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(
