@@ -317,6 +317,14 @@ struct Clustering {
     device: String,
 }
 
+/// `kmeans` `clustering-blob`: the codes in a blob.
+#[derive(Debug, serde::Deserialize)]
+struct ClusteringBlob {
+    centers: Vec<f32>,
+    codes: ferry_client::BlobRef,
+    iterations: u32,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gpu_requirements_are_checked_at_submit_and_kmeans_runs_on_either_path() {
     let dir = tempfile::tempdir().unwrap();
@@ -623,7 +631,7 @@ async fn kmeans_on_a_blob_of_400k_points_matches_the_points_inline() {
         .unwrap()
         .await
         .unwrap();
-    let by_ref: WitResult<Clustering, String> = client
+    let by_ref: WitResult<ClusteringBlob, String> = client
         .submit(
             "lab",
             &kmeans.id,
@@ -636,16 +644,27 @@ async fn kmeans_on_a_blob_of_400k_points_matches_the_points_inline() {
         .unwrap();
     let (inline, by_ref) = (Result::from(inline).unwrap(), Result::from(by_ref).unwrap());
     assert_eq!(inline.codes.len(), 400_000);
-    assert_eq!(by_ref.codes, inline.codes);
     assert_eq!(by_ref.centers, inline.centers);
     assert_eq!(by_ref.iterations, inline.iterations);
+    // The codes come back as a blob the endpoint wrote.
+    let codes_file = dir.path().join("codes.u32");
+    client
+        .download(&by_ref.codes.hash, &codes_file)
+        .await
+        .unwrap();
+    let codes: Vec<u32> = std::fs::read(&codes_file)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    assert!(codes == inline.codes, "codes by reference differ");
 
     // A reference to a blob the service does not have fails clearly.
     let missing = ferry_client::BlobRef {
         hash: blake3::hash(b"absent").to_hex().to_string(),
         size: 8,
     };
-    let r: WitResult<Clustering, String> = client
+    let r: WitResult<ClusteringBlob, String> = client
         .submit(
             "lab",
             &kmeans.id,

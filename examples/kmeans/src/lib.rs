@@ -7,6 +7,7 @@
 #[allow(dead_code)]
 mod lloyd;
 
+use ferry_guest::blobs::Writer;
 use ferry_guest::gpu::{self, Buffer, Kernel};
 use std::time::Instant;
 
@@ -25,19 +26,47 @@ impl Guest for Kmeans {
         max_iterations: u32,
         use_gpu: bool,
         seed: u64,
-    ) -> Result<Clustering, String> {
-        if !points.size.is_multiple_of(8) {
-            return Err(format!(
-                "a points blob holds f32 pairs (8 bytes each); this one has {} bytes",
-                points.size
-            ));
+    ) -> Result<ClusteringBlob, String> {
+        let started = Instant::now();
+        let soa = read_points(&points)?;
+        let n = soa.xs.len();
+        if k == 0 || k as usize > n {
+            return Err(format!("k = {k} must be between 1 and the {n} points"));
         }
-        let bytes = ferry_guest::blobs::open(&points)?.read_to_end()?;
-        let floats: Vec<f32> = bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        Self::cluster(floats, k, max_iterations, use_gpu, seed)
+        let (run, device) = if use_gpu {
+            // The GPU path takes the points interleaved, as they came.
+            let interleaved: Vec<f32> = soa
+                .xs
+                .iter()
+                .zip(&soa.ys)
+                .flat_map(|(x, y)| [*x, *y])
+                .collect();
+            drop(soa);
+            let c = Self::cluster(interleaved, k, max_iterations, true, seed)?;
+            let run = lloyd::Run {
+                centers: c.centers,
+                codes: c.codes,
+                iterations: c.iterations,
+            };
+            (run, c.device)
+        } else {
+            (
+                lloyd::cluster_soa(&soa, k, max_iterations, seed),
+                "cpu".to_owned(),
+            )
+        };
+        let writer = Writer::new()?;
+        for piece in run.codes.chunks(1 << 20) {
+            let bytes: Vec<u8> = piece.iter().flat_map(|c| c.to_le_bytes()).collect();
+            writer.write(&bytes)?;
+        }
+        Ok(ClusteringBlob {
+            centers: run.centers,
+            codes: writer.finish()?,
+            iterations: run.iterations,
+            seconds: started.elapsed().as_secs_f64(),
+            device,
+        })
     }
 
     fn cluster(
@@ -70,6 +99,42 @@ impl Guest for Kmeans {
             device,
         })
     }
+}
+
+/// Reads a points blob in pieces straight into coordinates, checking each.
+fn read_points(points: &BlobRef) -> Result<lloyd::Soa, String> {
+    if !points.size.is_multiple_of(8) {
+        return Err(format!(
+            "a points blob holds f32 pairs (8 bytes each); this one has {} bytes",
+            points.size
+        ));
+    }
+    let n = (points.size / 8) as usize;
+    let mut soa = lloyd::Soa {
+        xs: Vec::with_capacity(n),
+        ys: Vec::with_capacity(n),
+    };
+    let reader = ferry_guest::blobs::open(points)?;
+    while reader.remaining() > 0 {
+        // 8 MiB pieces: a whole number of points.
+        let piece = reader.read(8 << 20)?;
+        if piece.is_empty() || piece.len() % 8 != 0 {
+            return Err("the points blob ended early".into());
+        }
+        for p in piece.chunks_exact(8) {
+            let x = f32::from_le_bytes([p[0], p[1], p[2], p[3]]);
+            let y = f32::from_le_bytes([p[4], p[5], p[6], p[7]]);
+            if !(x.is_finite() && y.is_finite()) {
+                return Err(format!(
+                    "point {} has a coordinate that is not finite",
+                    soa.xs.len()
+                ));
+            }
+            soa.xs.push(x);
+            soa.ys.push(y);
+        }
+    }
+    Ok(soa)
 }
 
 /// Why the GPU path stopped.

@@ -234,25 +234,30 @@ pub struct Run {
 
 /// Lloyd's algorithm on the CPU: assign, stop if nothing changed, update.
 pub fn cluster(points: &[f32], k: u32, max_iterations: u32, seed: u64) -> Result<Run, String> {
-    let n = validate(points, k)?;
-    let p = Soa::new(points);
-    let mut centers = initial_centers(&p, k as usize, seed);
+    validate(points, k)?;
+    Ok(cluster_soa(&Soa::new(points), k, max_iterations, seed))
+}
+
+/// [`cluster`] on points already split (and checked: finite, k ≤ n, k ≥ 1).
+pub fn cluster_soa(p: &Soa, k: u32, max_iterations: u32, seed: u64) -> Run {
+    let n = p.xs.len();
+    let mut centers = initial_centers(p, k as usize, seed);
     let mut codes = vec![u32::MAX; n];
     let mut iterations = 0;
     for _ in 0..max_iterations {
-        let changed = assign(&p, &centers, &mut codes);
+        let changed = assign(p, &centers, &mut codes);
         iterations += 1;
         if changed == 0 {
             break;
         }
-        update(&p, &codes, &mut centers);
+        update(p, &codes, &mut centers);
     }
     if iterations == 0 {
-        assign(&p, &centers, &mut codes);
+        assign(p, &centers, &mut codes);
     }
-    Ok(Run {
+    Run {
         centers,
         codes,
         iterations,
-    })
+    }
 }
