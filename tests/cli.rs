@@ -208,3 +208,35 @@ fn guest_components_build_reproducibly() {
     let b = std::fs::read(other.join("wasm32-wasip2/release/pi.wasm")).unwrap();
     assert_eq!(blake3::hash(&a), blake3::hash(&b));
 }
+
+#[test]
+fn run_writes_new_blobs_to_the_blob_directory_and_reads_them_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = dir.path().to_str().unwrap();
+    let probe = path("blob-probe");
+    let out = ferry(&["run", "--blobs", blobs, &probe, "generate", "100000", "5"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let made: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let hash = made["ok"]["hash"].as_str().unwrap().to_owned();
+    assert_eq!(made["ok"]["size"], 100_000);
+    assert!(
+        stderr(&out).contains(&format!("new blob {hash} (100000 bytes)")),
+        "{}",
+        stderr(&out)
+    );
+    let file = dir.path().join(&hash[..2]).join(&hash);
+    assert_eq!(
+        blake3::hash(&std::fs::read(file).unwrap())
+            .to_hex()
+            .as_str(),
+        hash
+    );
+    let blob = format!(r#"{{"hash":"{hash}","size":100000}}"#);
+    let out = ferry(&["run", "--blobs", blobs, &probe, "checksum", &blob, "4096"]);
+    assert_eq!(
+        stdout(&out).trim(),
+        format!(r#"{{"ok":"{hash}"}}"#),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -165,6 +165,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if !stdout.is_empty() {
         eprint!("{stdout}");
     }
+    for b in &outcome.blobs {
+        eprintln!(
+            "new blob {} ({} bytes): {}",
+            b.hash,
+            b.size,
+            b.path.display()
+        );
+    }
 
     let json = export.result_to_json(outcome.result.as_ref())?;
     // A `result` that came back `err` is the function saying it failed.
