@@ -404,3 +404,107 @@ pub mod blobs {
         }
     }
 }
+
+/// The endpoint's cameras (`ferry:host/camera`): one owner per device on the
+/// endpoint, shared by every call, with frames converted there to the size
+/// and format asked for.
+///
+/// ```ignore
+/// let frame = ferry_guest::camera::capture(&Options::default().size(224, 224))?;
+/// assert_eq!(frame.data.len(), 224 * 224 * 3); // rgb8 unless asked otherwise
+/// ```
+pub mod camera {
+    use crate::bindings::ferry::host::camera as host;
+    pub use host::{Device, Frame, Mode, PixelFormat};
+
+    /// What to capture; unset fields take the device's native mode.
+    #[derive(Debug, Clone, Default)]
+    pub struct Options {
+        pub device: Option<String>,
+        pub width: Option<u32>,
+        pub height: Option<u32>,
+        pub format: Option<PixelFormat>,
+        pub newer_than: Option<u64>,
+    }
+
+    impl Options {
+        /// A named camera instead of the first granted one.
+        pub fn device(mut self, name: &str) -> Self {
+            self.device = Some(name.to_owned());
+            self
+        }
+
+        /// Scaled to this size on the endpoint.
+        pub fn size(mut self, width: u32, height: u32) -> Self {
+            self.width = Some(width);
+            self.height = Some(height);
+            self
+        }
+
+        pub fn format(mut self, format: PixelFormat) -> Self {
+            self.format = Some(format);
+            self
+        }
+
+        /// Only a frame after the one with this sequence number.
+        pub fn newer_than(mut self, sequence: u64) -> Self {
+            self.newer_than = Some(sequence);
+            self
+        }
+    }
+
+    /// Why a capture failed.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Error {
+        /// No camera of that name on this endpoint, or none at all.
+        NoCamera(String),
+        /// The camera is there but not granted to this function.
+        NotGranted(String),
+        /// The device failed; the endpoint is reopening it, so retrying later
+        /// may succeed.
+        Unavailable(String),
+        /// A size or format the endpoint cannot produce.
+        Unsupported(String),
+    }
+
+    impl std::fmt::Display for Error {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                Error::NoCamera(m)
+                | Error::NotGranted(m)
+                | Error::Unavailable(m)
+                | Error::Unsupported(m) => f.write_str(m),
+            }
+        }
+    }
+
+    impl std::error::Error for Error {}
+
+    impl From<host::Error> for Error {
+        fn from(e: host::Error) -> Self {
+            match e {
+                host::Error::NoCamera(m) => Error::NoCamera(m),
+                host::Error::NotGranted(m) => Error::NotGranted(m),
+                host::Error::Unavailable(m) => Error::Unavailable(m),
+                host::Error::Unsupported(m) => Error::Unsupported(m),
+            }
+        }
+    }
+
+    /// The cameras granted to this function.
+    pub fn list() -> Vec<Device> {
+        host::list()
+    }
+
+    /// One frame.
+    pub fn capture(options: &Options) -> Result<Frame, Error> {
+        host::capture(&host::CaptureOptions {
+            device: options.device.clone(),
+            width: options.width,
+            height: options.height,
+            format: options.format,
+            newer_than: options.newer_than,
+        })
+        .map_err(Error::from)
+    }
+}

@@ -9,6 +9,7 @@ use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::capabilities::blobs::{BlobSource, BlobsState, NewBlob};
+use crate::capabilities::camera::{Camera, CameraState};
 use crate::capabilities::files::{self, Mount};
 use crate::capabilities::gpu::GpuState;
 use crate::capabilities::log::{LogEvent, LogSink, LogState};
@@ -25,6 +26,7 @@ pub(crate) struct TaskState {
     pub(crate) log: LogState,
     pub(crate) gpu: GpuState,
     pub(crate) blobs: BlobsState,
+    pub(crate) camera: CameraState,
     timed_out: bool,
 }
 
@@ -67,6 +69,11 @@ pub struct CallOptions {
     pub scratch: Option<PathBuf>,
     /// Where `ferry:host/blobs` finds blobs; `None` serves none.
     pub blobs: Option<Arc<dyn BlobSource>>,
+    /// Cameras the call may capture from.
+    pub cameras: Vec<Arc<Camera>>,
+    /// Names of the endpoint's other cameras, for errors that say the
+    /// function lacks a grant rather than that the camera does not exist.
+    pub cameras_withheld: Vec<String>,
 }
 
 impl Host {
@@ -112,6 +119,12 @@ impl Host {
                     deadline,
                 ),
                 blobs: BlobsState::new(options.blobs.clone(), limits.blob_output),
+                camera: CameraState::new(
+                    options.cameras.clone(),
+                    options.cameras_withheld.clone(),
+                    self.name().to_string(),
+                    deadline,
+                ),
                 timed_out: false,
             },
         );
@@ -187,7 +200,7 @@ impl Host {
 }
 
 fn classify(err: wasmtime::Error, state: &TaskState, limits: &Limits, stderr: &Captured) -> Error {
-    if state.timed_out || state.gpu.timed_out {
+    if state.timed_out || state.gpu.timed_out || state.camera.timed_out {
         return Error::Timeout {
             limit: limits.timeout,
         };

@@ -104,6 +104,8 @@ impl Host {
             .map_err(|e| Error::Internal(format!("adding ferry:host/gpu to the linker: {e}")))?;
         capabilities::blobs::add_to_linker(&mut linker, |s: &mut TaskState| &mut s.blobs)
             .map_err(|e| Error::Internal(format!("adding ferry:host/blobs to the linker: {e}")))?;
+        capabilities::camera::add_to_linker(&mut linker, |s: &mut TaskState| &mut s.camera)
+            .map_err(|e| Error::Internal(format!("adding ferry:host/camera to the linker: {e}")))?;
         let gpu = Gpu::open(&config.gpu)?;
 
         let fingerprint = engine_fingerprint(&engine);

@@ -31,6 +31,7 @@ mod wit;
 
 pub use call::{CallOptions, Outcome};
 pub use capabilities::blobs::{BlobSource, DirSource, NewBlob, blob_path, parse_blob_hash};
+pub use capabilities::camera::{self, Camera, OpenAt};
 pub use capabilities::files::Mount;
 pub use capabilities::gpu::{Gpu, GpuChoice, GpuInfo};
 pub use capabilities::log::{Level, LogEvent, LogSink};

@@ -5,6 +5,7 @@
 //! Adding a capability means copying the shape of `log`.
 
 pub mod blobs;
+pub mod camera;
 pub mod files;
 pub mod gpu;
 pub mod log;
@@ -18,6 +19,7 @@ pub(crate) mod bindings {
         imports: {
             "ferry:host/gpu": async | trappable,
             "ferry:host/blobs": async | trappable,
+            "ferry:host/camera": async | trappable,
         },
         with: {
             "ferry:host/gpu.buffer": super::gpu::GpuBuffer,
@@ -38,4 +40,5 @@ pub(crate) const GRANTED_PREFIXES: &[&str] = &[
     "ferry:host/log@",
     "ferry:host/gpu@",
     "ferry:host/blobs@",
+    "ferry:host/camera@",
 ];
