@@ -240,3 +240,40 @@ fn run_writes_new_blobs_to_the_blob_directory_and_reads_them_back() {
         stderr(&out)
     );
 }
+
+#[test]
+fn run_lends_a_camera_and_writes_the_snapshot_to_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("snap.png");
+    let snap = path("camera-snapshot");
+    let o = ferry(&[
+        "run",
+        "--camera",
+        "desk=test-pattern:320x200@30",
+        "-o",
+        out.to_str().unwrap(),
+        &snap,
+        "snapshot",
+        r#""desk""#,
+        "160",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let png = std::fs::read(&out).unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
+    assert_eq!(&png[16..24], &[0, 0, 0, 160, 0, 0, 0, 100], "aspect kept");
+
+    let o = ferry(&["run", &snap, "snapshot", "null", "0", "0"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("endpoint local has no camera"),
+        "{}",
+        stderr(&o)
+    );
+    let o = ferry(&["run", "--camera", "webcam", &snap, "devices"]);
+    assert!(
+        stderr(&o).contains("unknown backend `webcam`"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -46,6 +46,21 @@ impl Guest for Snapshot {
         writer.finish()
     }
 
+    fn grab(width: u32, height: u32, newer_than: Option<u64>) -> Result<u64, String> {
+        let mut options = Options::default()
+            .size(width, height)
+            .format(PixelFormat::Rgb8);
+        options.newer_than = newer_than;
+        let frame = camera::capture(&options).map_err(|e| e.to_string())?;
+        if frame.data.len() != (width * height * 3) as usize {
+            return Err(format!(
+                "a {width}x{height} frame of {} bytes",
+                frame.data.len()
+            ));
+        }
+        Ok(frame.sequence)
+    }
+
     fn devices() -> Vec<String> {
         camera::list().into_iter().map(|d| d.name).collect()
     }

@@ -73,6 +73,16 @@ pub enum BenchCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Frames served by one camera broker to 1, 8 and 32 concurrent guest
+    /// callers at 224x224 and 1280x720, and the latency the broker adds.
+    Camera {
+        /// The `camera-snapshot` component (default: build it from this checkout).
+        #[arg(long)]
+        component: Option<PathBuf>,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+    },
     /// Monte-Carlo pi in Wasm against the same Rust compiled natively.
     Pi {
         /// The `pi` component (default: build it from this checkout).
@@ -117,6 +127,10 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         crate::blobbench::run(component, mib.max(1), runs.max(1), dir)?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let BenchCommand::Camera { component, seconds } = cmd {
+        crate::camerabench::run(component, seconds.max(0.1))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if let BenchCommand::Kmeans { args, runs } = &cmd {
         crate::kmeans::bench(args, (*runs).max(1))?;
         return Ok(ExitCode::SUCCESS);
@@ -130,6 +144,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Noop { .. }
         | BenchCommand::Rtt { .. }
         | BenchCommand::Kmeans { .. }
+        | BenchCommand::Camera { .. }
         | BenchCommand::Blob { .. } => {
             unreachable!("handled above")
         }

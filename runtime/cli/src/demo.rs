@@ -30,6 +30,22 @@ pub enum DemoCommand {
         #[arg(long, default_value = "kmeans.png")]
         out: std::path::PathBuf,
     },
+    /// A snapshot from the endpoint's camera, encoded as PNG in the
+    /// function (`examples/camera-snapshot`); `ferry up` has a test-pattern
+    /// camera.
+    Camera {
+        #[arg(long, default_value = "local")]
+        endpoint: String,
+        /// A camera name (default: the first granted).
+        #[arg(long)]
+        device: Option<String>,
+        #[arg(long, default_value_t = 640)]
+        width: u32,
+        #[arg(long, default_value_t = 360)]
+        height: u32,
+        #[arg(long, default_value = "camera.png")]
+        out: std::path::PathBuf,
+    },
 }
 
 pub fn run(service: &crate::fabric::ServiceArg, cmd: DemoCommand) -> anyhow::Result<ExitCode> {
@@ -44,6 +60,13 @@ pub fn run(service: &crate::fabric::ServiceArg, cmd: DemoCommand) -> anyhow::Res
             args,
             out,
         } => crate::fabric::demo_kmeans(service, endpoint, args, out),
+        DemoCommand::Camera {
+            endpoint,
+            device,
+            width,
+            height,
+            out,
+        } => crate::fabric::demo_camera(service, &endpoint, device, (width, height), &out),
     }
 }
 

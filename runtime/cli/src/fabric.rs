@@ -89,6 +89,11 @@ impl Fabric {
         endpoint.cache_dir = Some(dir.join("endpoint-cache"));
         // Same machine: the endpoint reads the service's blobs in place.
         endpoint.shared_blob_store = Some(dir.join("blobs"));
+        // A synthetic camera, so that camera functions run anywhere.
+        endpoint.cameras.push(ferry_endpoint::CameraConfig {
+            open: ferry_host::OpenAt::FirstUse,
+            ..ferry_endpoint::CameraConfig::from_spec("pattern=test-pattern:1280x720@30")?
+        });
         if let Some(c) = concurrency {
             endpoint.concurrency = c.max(1);
         }
@@ -158,6 +163,11 @@ pub enum EndpointCommand {
         /// read it: blobs there are used in place instead of fetched.
         #[arg(long)]
         shared_blob_store: Option<PathBuf>,
+        /// A camera granted to every function: `[NAME=]test-pattern[:WxH][@FPS]`,
+        /// `[NAME=]replay:DIR[@FPS]` or `[NAME=]v4l2:/dev/videoN[:WxH]`;
+        /// repeatable (grants per function: `[[cameras]]` in the config).
+        #[arg(long = "camera", value_name = "SPEC", value_parser = crate::local::parse_camera_arg)]
+        cameras: Vec<ferry_endpoint::CameraConfig>,
     },
 }
 
@@ -335,6 +345,58 @@ pub struct SubmitArgs {
     /// granted to its function; repeatable.
     #[arg(long = "needs-mount", value_name = "GUEST_PATH")]
     needs_mount: Vec<String>,
+    /// The task needs a camera granted to its function (any, or the one
+    /// named): refused at once when the endpoint is known to lack it.
+    #[arg(long = "needs-camera", value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+    needs_camera: Option<String>,
+    /// `call` only: write the result to this file: bytes (`list<u8>`) as
+    /// they are, a string as text, a `blob-ref` downloaded.
+    #[arg(long, short = 'o')]
+    out: Option<PathBuf>,
+}
+
+/// Writes a result value to a file: bytes, text, or the blob a `blob-ref`
+/// names (found by `blob`).
+pub fn write_out(
+    value: &serde_json::Value,
+    out: &Path,
+    blob: impl FnOnce(&str) -> anyhow::Result<PathBuf>,
+) -> anyhow::Result<()> {
+    let write = |bytes: &[u8]| {
+        std::fs::write(out, bytes).with_context(|| format!("writing {}", out.display()))
+    };
+    match value {
+        serde_json::Value::Array(items) => {
+            let bytes: Option<Vec<u8>> = items
+                .iter()
+                .map(|v| v.as_u64().and_then(|n| u8::try_from(n).ok()))
+                .collect();
+            write(&bytes.context("the result is a list, but not of bytes")?)
+        }
+        serde_json::Value::String(text) => write(text.as_bytes()),
+        serde_json::Value::Object(o) if o.contains_key("hash") && o.contains_key("size") => {
+            let hash = o["hash"].as_str().context("a blob-ref's hash is text")?;
+            let from = blob(hash)?;
+            std::fs::copy(&from, out)
+                .with_context(|| format!("copying blob {hash} to {}", out.display()))?;
+            Ok(())
+        }
+        other => anyhow::bail!(
+            "--out takes bytes, text or a blob-ref; the result is {}",
+            crate::fabric::kind_of(other)
+        ),
+    }
+}
+
+fn kind_of(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a bool",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "text",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "a record",
+    }
 }
 
 pub fn data_dir(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -392,6 +454,15 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                     component: None,
                 };
                 crate::kmeans::demo(&client, "local", &kmeans, Path::new("kmeans.png")).await?;
+                camera_snapshot(
+                    &client,
+                    "local",
+                    &crate::guests::component("camera-snapshot", None)?,
+                    None,
+                    (640, 360),
+                    Path::new("camera.png"),
+                )
+                .await?;
                 fabric.stop().await?;
             }
         }
@@ -426,6 +497,7 @@ pub fn endpoint(cmd: EndpointCommand) -> anyhow::Result<ExitCode> {
         gpu,
         blob_cache,
         shared_blob_store,
+        cameras,
     } = cmd;
     let mut c = match &config {
         Some(path) => EndpointConfig::from_file(path)?,
@@ -453,6 +525,14 @@ pub fn endpoint(cmd: EndpointCommand) -> anyhow::Result<ExitCode> {
     }
     if let Some(s) = shared_blob_store {
         c.shared_blob_store = Some(s);
+    }
+    for cam in cameras {
+        anyhow::ensure!(
+            !c.cameras.iter().any(|o| o.name == cam.name),
+            "two cameras named {}",
+            cam.name
+        );
+        c.cameras.push(cam);
     }
     if let Some(d) = cache_dir {
         c.cache_dir = Some(d);
@@ -552,6 +632,13 @@ async fn submit_one(client: &Client, args: &SubmitArgs) -> anyhow::Result<String
             .gpu
             .then(|| "gpu".to_owned())
             .into_iter()
+            .chain(args.needs_camera.as_ref().map(|c| {
+                if c.is_empty() {
+                    "camera".to_owned()
+                } else {
+                    format!("camera:{c}")
+                }
+            }))
             .chain(args.needs_mount.iter().map(|m| format!("mount:{m}")))
             .collect(),
     };
@@ -631,7 +718,33 @@ pub fn call(service: &ServiceArg, args: SubmitArgs) -> anyhow::Result<ExitCode> 
         let id = submit_one(&client, &args).await?;
         let _ = client.result::<serde_json::Value>(&id).await;
         let info = client.task(&id).await?;
-        print_outcome(&client, info).await
+        match &args.out {
+            Some(out) if info.state == pb::TaskState::Succeeded as i32 => {
+                let value = ferry_client::decode::<serde_json::Value>(&id, info)?;
+                if let Some(err) = value.get("err") {
+                    eprintln!(
+                        "error: {}",
+                        err.as_str().map_or_else(|| err.to_string(), str::to_owned)
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+                let value = value.get("ok").unwrap_or(&value).clone();
+                let tmp = out.with_extension("ferry-blob");
+                let blob = match value.get("hash").and_then(|h| h.as_str()) {
+                    Some(hash) => {
+                        client.download(hash, &tmp).await?;
+                        Some(tmp.clone())
+                    }
+                    None => None,
+                };
+                let written = write_out(&value, out, |_| blob.clone().context("no blob"));
+                let _ = std::fs::remove_file(&tmp);
+                written?;
+                eprintln!("wrote {}", out.display());
+                Ok(ExitCode::SUCCESS)
+            }
+            _ => print_outcome(&client, info).await,
+        }
     })
 }
 
@@ -640,8 +753,15 @@ pub fn status(service: &ServiceArg) -> anyhow::Result<ExitCode> {
         let client = connect(&service.service).await?;
         let s = client.status().await?;
         println!(
-            "{:<16} {:<8} {:>8} {:>9} {:>8} {:>8}  {:<14} GPU",
-            "ENDPOINT", "STATE", "SESSIONS", "CAPACITY", "RUNNING", "QUEUED", "LAST HEARTBEAT"
+            "{:<16} {:<8} {:>8} {:>9} {:>8} {:>8}  {:<14} {:<16} GPU",
+            "ENDPOINT",
+            "STATE",
+            "SESSIONS",
+            "CAPACITY",
+            "RUNNING",
+            "QUEUED",
+            "LAST HEARTBEAT",
+            "CAMERAS"
         );
         let now = ferry_proto::now_ms();
         for e in &s.endpoints {
@@ -654,8 +774,14 @@ pub fn status(service: &ServiceArg) -> anyhow::Result<ExitCode> {
                 || "none".to_owned(),
                 |g| format!("{} ({})", g.name, g.backend),
             );
+            let cameras: Vec<&str> = e.cameras.iter().map(|c| c.name.as_str()).collect();
+            let cameras = if cameras.is_empty() {
+                "none".to_owned()
+            } else {
+                cameras.join(",")
+            };
             println!(
-                "{:<16} {:<8} {:>8} {:>9} {:>8} {:>8}  {beat:<14} {gpu}",
+                "{:<16} {:<8} {:>8} {:>9} {:>8} {:>8}  {beat:<14} {cameras:<16} {gpu}",
                 e.name,
                 if e.online { "online" } else { "offline" },
                 e.sessions,
@@ -685,6 +811,60 @@ pub fn demo_kmeans(
         crate::kmeans::demo(&client, &endpoint, &args, &out).await?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+pub fn demo_camera(
+    service: &ServiceArg,
+    endpoint: &str,
+    device: Option<String>,
+    size: (u32, u32),
+    out: &Path,
+) -> anyhow::Result<ExitCode> {
+    let component = crate::guests::component("camera-snapshot", None)?;
+    runtime()?.block_on(async {
+        let client = connect(&service.service).await?;
+        camera_snapshot(&client, endpoint, &component, device, size, out).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Captures one frame through `camera-snapshot` and writes the PNG.
+pub async fn camera_snapshot(
+    client: &Client,
+    endpoint: &str,
+    component: &Path,
+    device: Option<String>,
+    (width, height): (u32, u32),
+    out: &Path,
+) -> anyhow::Result<()> {
+    let f = client.register(&std::fs::read(component)?).await?;
+    let started = Instant::now();
+    let png: ferry_client::WitResult<Vec<u8>, String> = client
+        .submit_with(
+            endpoint,
+            &f.id,
+            "snapshot",
+            &(device.as_deref(), width, height),
+            &SubmitOptions {
+                requires: vec![
+                    device
+                        .as_ref()
+                        .map_or("camera".to_owned(), |d| format!("camera:{d}")),
+                ],
+                ..SubmitOptions::default()
+            },
+        )
+        .await?
+        .await?;
+    let png = Result::from(png).map_err(anyhow::Error::msg)?;
+    std::fs::write(out, &png).with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "camera snapshot on `{endpoint}`: {width}x{height} PNG of {} bytes, encoded in the function, in {:.1} ms end to end; wrote {}",
+        png.len(),
+        started.elapsed().as_secs_f64() * 1e3,
+        out.display()
+    );
+    Ok(())
 }
 
 /// The seed experiment: 100 × pi(10^6) in blocks of N concurrent tasks.

@@ -47,6 +47,18 @@ pub struct RunArgs {
     /// them; default: the local service's, under its data directory).
     #[arg(long, value_name = "DIR")]
     blobs: Option<PathBuf>,
+    /// A camera the function may capture from: `[NAME=]test-pattern[:WxH][@FPS]`,
+    /// `[NAME=]replay:DIR[@FPS]` or `[NAME=]v4l2:/dev/videoN[:WxH]`; repeatable.
+    #[arg(long = "camera", value_name = "SPEC", value_parser = parse_camera_arg)]
+    cameras: Vec<ferry_endpoint::CameraConfig>,
+    /// Write the result to this file: bytes (`list<u8>`) as they are, a
+    /// string as text, a `blob-ref` as the blob's bytes.
+    #[arg(long, short = 'o')]
+    out: Option<PathBuf>,
+}
+
+pub fn parse_camera_arg(s: &str) -> Result<ferry_endpoint::CameraConfig, String> {
+    ferry_endpoint::CameraConfig::from_spec(s).map_err(|e| format!("{e:#}"))
 }
 
 pub fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
@@ -125,6 +137,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ..Limits::default()
     };
     let scratch = tempfile_dir("ferry-scratch")?;
+    let cameras = args
+        .cameras
+        .iter()
+        .map(|c| c.start())
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let options = CallOptions {
         log_sink: args
             .verbose
@@ -139,6 +156,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 Arc::new(ferry_host::DirSource(d.join("blobs"))) as Arc<dyn ferry_host::BlobSource>
             }),
         },
+        cameras,
+        ..CallOptions::default()
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -184,6 +203,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         };
         eprintln!("error: {text}");
         return Ok(ExitCode::FAILURE);
+    }
+    if let Some(out) = &args.out {
+        let value = json.get("ok").unwrap_or(&json);
+        let blob_dir = options
+            .blobs
+            .as_ref()
+            .and_then(|b| b.output_dir().map(|d| d.to_owned()));
+        crate::fabric::write_out(value, out, |hash| {
+            let dir = blob_dir
+                .clone()
+                .context("no blob directory to find the blob in")?;
+            ferry_host::blob_path(&dir, hash).map_err(anyhow::Error::msg)
+        })?;
+        eprintln!("wrote {}", out.display());
+        return Ok(ExitCode::SUCCESS);
     }
     println!("{json}");
     Ok(ExitCode::SUCCESS)

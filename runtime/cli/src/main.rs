@@ -2,6 +2,7 @@
 
 mod bench;
 mod blobbench;
+mod camerabench;
 mod demo;
 mod fabric;
 mod guests;

@@ -7,6 +7,9 @@
 //! the service has already requeued whatever was in flight.
 
 mod blobs;
+mod cameras;
+
+pub use cameras::{CameraConfig, Source as CameraSource};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -54,6 +57,9 @@ pub struct EndpointConfig {
     /// The service's blob store, when this endpoint can read it (the same
     /// machine, or a shared filesystem): blobs there are used in place.
     pub shared_blob_store: Option<PathBuf>,
+    /// Cameras, each with one broker owning the device, lent to the
+    /// functions its grant names.
+    pub cameras: Vec<CameraConfig>,
 }
 
 /// A directory lent to some functions.
@@ -85,6 +91,7 @@ impl EndpointConfig {
             scratch_dir: std::env::temp_dir().join("ferry-scratch"),
             blob_cache: 32 << 30,
             shared_blob_store: None,
+            cameras: Vec::new(),
         }
     }
 
@@ -93,7 +100,10 @@ impl EndpointConfig {
     /// adapter's name), `scratch_dir`, `blob_cache` (e.g. `"32GiB"`),
     /// `shared_blob_store` (the service's `<data_dir>/blobs`, if readable here),
     /// `[limits]` with `timeout`, `memory`, `output`, `gpu_buffer`,
-    /// `gpu_memory`, `blob_output` (e.g. `"5s"`, `"64MiB"`), and
+    /// `gpu_memory`, `blob_output` (e.g. `"5s"`, `"64MiB"`), `[[cameras]]`
+    /// with `name`, `backend` (`v4l2`, `test-pattern`, `replay`), `device`
+    /// (v4l2), `dir` (replay), `width`, `height`, `fps`, `open` (`start` or
+    /// `first-use`) and `functions`, and
     /// `[[mounts]]` with `host`, `guest`, `read_only` (default true) and
     /// `functions` (ids, or `"*"`).
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
@@ -113,6 +123,21 @@ impl EndpointConfig {
             limits: Option<FileLimits>,
             #[serde(default)]
             mounts: Vec<FileMount>,
+            #[serde(default)]
+            cameras: Vec<FileCamera>,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct FileCamera {
+            name: String,
+            backend: String,
+            device: Option<PathBuf>,
+            dir: Option<PathBuf>,
+            width: Option<u32>,
+            height: Option<u32>,
+            fps: Option<f32>,
+            open: Option<String>,
+            functions: Vec<String>,
         }
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -173,6 +198,54 @@ impl EndpointConfig {
             c.mounts.push(Grant {
                 mount,
                 functions: m.functions,
+            });
+        }
+        for cam in f.cameras {
+            let what = |m: &str| format!("camera {}: {m}", cam.name);
+            anyhow::ensure!(
+                !cam.functions.is_empty(),
+                what("names no functions (use [\"*\"] for all)")
+            );
+            anyhow::ensure!(
+                !c.cameras.iter().any(|o| o.name == cam.name),
+                what("is named twice")
+            );
+            let source = match cam.backend.as_str() {
+                "test-pattern" => CameraSource::TestPattern,
+                "replay" => {
+                    CameraSource::Replay(cam.dir.with_context(|| what("replay needs dir"))?)
+                }
+                "v4l2" => {
+                    CameraSource::V4l2(cam.device.unwrap_or_else(|| PathBuf::from("/dev/video0")))
+                }
+                other => anyhow::bail!(what(&format!(
+                    "unknown backend `{other}` (v4l2, test-pattern or replay)"
+                ))),
+            };
+            let size = match (cam.width, cam.height) {
+                (Some(w), Some(h)) => Some((w, h)),
+                (None, None) => None,
+                _ => anyhow::bail!(what("give both width and height, or neither")),
+            };
+            let fps = cam.fps.unwrap_or(30.0);
+            anyhow::ensure!(
+                fps > 0.0 && fps <= 1000.0,
+                what("fps must be above 0 and at most 1000")
+            );
+            let open = match cam.open.as_deref() {
+                None | Some("start") => ferry_host::OpenAt::Start,
+                Some("first-use") => ferry_host::OpenAt::FirstUse,
+                Some(other) => anyhow::bail!(what(&format!(
+                    "open = `{other}`: use \"start\" or \"first-use\""
+                ))),
+            };
+            c.cameras.push(CameraConfig {
+                name: cam.name,
+                source,
+                size,
+                fps,
+                open,
+                functions: cam.functions,
             });
         }
         if let Some(h) = f.heartbeat {
@@ -238,7 +311,19 @@ pub async fn run(
         config.blob_cache,
         config.shared_blob_store.clone(),
     )?);
+    let mut cameras = Vec::new();
+    for cam in &config.cameras {
+        let camera = cam.start()?;
+        eprintln!(
+            "ferry-endpoint `{}`: camera {} ({})",
+            config.name,
+            cam.name,
+            camera.description()
+        );
+        cameras.push((camera, cam.clone()));
+    }
     let agent = Arc::new(Agent {
+        cameras,
         blobs,
         workers: Arc::new(tokio::sync::Semaphore::new(config.concurrency as usize)),
         config,
@@ -269,6 +354,8 @@ pub async fn run(
 }
 
 struct Agent {
+    /// Each camera's broker, with its grant.
+    cameras: Vec<(Arc<ferry_host::Camera>, CameraConfig)>,
     blobs: Arc<blobs::FetchedBlobs>,
     /// One permit per task allowed to run at once.
     workers: Arc<tokio::sync::Semaphore>,
@@ -303,6 +390,15 @@ impl Agent {
                     driver: i.driver.clone(),
                 }
             }),
+            cameras: self
+                .cameras
+                .iter()
+                .map(|(cam, c)| ferry_proto::v1::CameraInfo {
+                    name: c.name.clone(),
+                    backend: cam.description().to_owned(),
+                    functions: c.functions.clone(),
+                })
+                .collect(),
         })))
         .await?;
         out.send(send(endpoint_message::Kind::Credits(
@@ -447,6 +543,40 @@ impl Agent {
                     }));
                 }
                 "gpu" => {}
+                need if need == "camera" || need.starts_with("camera:") => {
+                    let name = need.strip_prefix("camera:");
+                    let ours = |c: &&(Arc<ferry_host::Camera>, CameraConfig)| {
+                        name.is_none_or(|n| c.1.name == n)
+                    };
+                    let refuse = |message: String| TaskError {
+                        kind: "no-camera".into(),
+                        message,
+                    };
+                    let endpoint = &self.config.name;
+                    if !self.cameras.iter().any(|c| ours(&c)) {
+                        return Err(refuse(match name {
+                            Some(n) => format!("endpoint {endpoint} has no camera named {n}"),
+                            None => format!("endpoint {endpoint} has no camera"),
+                        }));
+                    }
+                    if !self
+                        .cameras
+                        .iter()
+                        .filter(ours)
+                        .any(|c| c.1.covers(&a.function_id))
+                    {
+                        return Err(refuse(match name {
+                            Some(n) => format!(
+                                "camera {n} on endpoint {endpoint} is not granted to function {}",
+                                a.function_id
+                            ),
+                            None => format!(
+                                "endpoint {endpoint} grants function {} no camera",
+                                a.function_id
+                            ),
+                        }));
+                    }
+                }
                 need if need.starts_with("mount:") => {
                     let guest = &need["mount:".len()..];
                     let mounts: Vec<_> = self
@@ -507,6 +637,18 @@ impl Agent {
                 .collect(),
             scratch: Some(self.config.scratch_dir.clone()),
             blobs: Some(self.blobs.clone()),
+            cameras: self
+                .cameras
+                .iter()
+                .filter(|(_, c)| c.covers(&a.function_id))
+                .map(|(cam, _)| cam.clone())
+                .collect(),
+            cameras_withheld: self
+                .cameras
+                .iter()
+                .filter(|(_, c)| !c.covers(&a.function_id))
+                .map(|(_, c)| c.name.clone())
+                .collect(),
             ..CallOptions::default()
         };
         let out = self

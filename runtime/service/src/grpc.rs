@@ -26,6 +26,39 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'stati
 
 const CHUNK: usize = 1 << 20;
 
+/// What the service knows of its endpoints when it checks submissions.
+struct Known {
+    endpoints: std::collections::HashSet<String>,
+    gpuless: Vec<String>,
+    cameras: HashMap<String, Vec<pb::CameraInfo>>,
+}
+
+/// Refuses a task that needs a camera its endpoint does not grant its
+/// function (`need`: `camera`, or `camera:NAME`).
+fn check_camera_grant(
+    endpoint: &str,
+    cameras: &[pb::CameraInfo],
+    need: &str,
+    function_id: &str,
+) -> Result<(), Status> {
+    let granted = |c: &pb::CameraInfo| c.functions.iter().any(|f| f == "*" || f == function_id);
+    let refuse = |m: String| Err(Status::failed_precondition(m));
+    match need.strip_prefix("camera:") {
+        None if cameras.is_empty() => refuse(format!("endpoint {endpoint} has no camera")),
+        None if !cameras.iter().any(granted) => refuse(format!(
+            "endpoint {endpoint} grants function {function_id} no camera"
+        )),
+        None => Ok(()),
+        Some(name) => match cameras.iter().find(|c| c.name == name) {
+            None => refuse(format!("endpoint {endpoint} has no camera named {name}")),
+            Some(c) if !granted(c) => refuse(format!(
+                "camera {name} on endpoint {endpoint} is not granted to function {function_id}"
+            )),
+            Some(_) => Ok(()),
+        },
+    }
+}
+
 fn internal(e: impl std::fmt::Display) -> Status {
     Status::internal(format!("{e:#}"))
 }
@@ -83,14 +116,9 @@ impl Service {
     }
 
     /// Checks one submission and turns it into a record; nothing is stored yet.
-    fn prepare(
-        &self,
-        req: pb::SubmitRequest,
-        known: &std::collections::HashSet<String>,
-        gpuless: &[String],
-    ) -> Result<TaskRecord, Status> {
-        if !known.contains(&req.endpoint) {
-            let mut names: Vec<&str> = known.iter().map(String::as_str).collect();
+    fn prepare(&self, req: pb::SubmitRequest, known: &Known) -> Result<TaskRecord, Status> {
+        if !known.endpoints.contains(&req.endpoint) {
+            let mut names: Vec<&str> = known.endpoints.iter().map(String::as_str).collect();
             names.sort();
             return Err(Status::not_found(format!(
                 "unknown endpoint `{}`; known endpoints: {}",
@@ -102,9 +130,11 @@ impl Service {
                 }
             )));
         }
+        let f = self.function(&req.function_id)?;
+        let function_id = f.id().to_hex();
         for need in &req.requires {
             match need.as_str() {
-                "gpu" if gpuless.contains(&req.endpoint) => {
+                "gpu" if known.gpuless.contains(&req.endpoint) => {
                     return Err(Status::failed_precondition(format!(
                         "endpoint {} has no GPU adapter",
                         req.endpoint
@@ -112,14 +142,18 @@ impl Service {
                 }
                 "gpu" => {}
                 mount if mount.starts_with("mount:/") => {}
+                camera if camera == "camera" || camera.starts_with("camera:") => {
+                    if let Some(cameras) = known.cameras.get(&req.endpoint) {
+                        check_camera_grant(&req.endpoint, cameras, camera, &function_id)?;
+                    }
+                }
                 other => {
                     return Err(Status::invalid_argument(format!(
-                        "unknown requirement `{other}`; a task may require: gpu, mount:/GUEST/PATH"
+                        "unknown requirement `{other}`; a task may require: gpu, camera, camera:NAME, mount:/GUEST/PATH"
                     )));
                 }
             }
         }
-        let f = self.function(&req.function_id)?;
         let export = f.export(&req.export).map_err(host_status)?;
         let vals = match req.args {
             Some(submit_request::Args::Msgpack(bytes)) => {
@@ -145,7 +179,7 @@ impl Service {
         Ok(TaskRecord {
             id: new_task_id(),
             endpoint: req.endpoint,
-            function_id: f.id().to_hex(),
+            function_id,
             export: export.name().to_owned(),
             args,
             limits: [limits.timeout_ms, limits.memory_bytes, limits.output_bytes],
@@ -169,20 +203,23 @@ impl Service {
 
     /// Validates, stores durably, then queues and dispatches.
     fn accept(&self, reqs: Vec<pb::SubmitRequest>) -> Result<Vec<String>, Status> {
-        let (known, gpuless) = {
+        let known = {
             let s = self.sched();
-            let gpuless: Vec<String> = s
-                .gpus
-                .iter()
-                .filter(|(_, g)| g.is_none())
-                .map(|(name, _)| name.clone())
-                .collect();
-            (s.known_endpoints.clone(), gpuless)
+            Known {
+                gpuless: s
+                    .gpus
+                    .iter()
+                    .filter(|(_, g)| g.is_none())
+                    .map(|(name, _)| name.clone())
+                    .collect(),
+                endpoints: s.known_endpoints.clone(),
+                cameras: s.cameras.clone(),
+            }
         };
         let mut records = Vec::with_capacity(reqs.len());
         let many = reqs.len() > 1;
         for (i, req) in reqs.into_iter().enumerate() {
-            match self.prepare(req, &known, &gpuless) {
+            match self.prepare(req, &known) {
                 Ok(r) => records.push(r),
                 Err(s) if many => {
                     return Err(Status::new(
@@ -523,6 +560,7 @@ impl tasks_server::Tasks for Service {
                         .unwrap_or(0),
                     online: !sessions.is_empty(),
                     gpu: s.gpus.get(&name).cloned().flatten(),
+                    cameras: s.cameras.get(&name).cloned().unwrap_or_default(),
                     name,
                 }
             })
@@ -567,6 +605,7 @@ impl endpoints_server::Endpoints for Service {
         let sid = {
             let mut s = self.sched();
             s.gpus.insert(name.clone(), hello.gpu.clone());
+            s.cameras.insert(name.clone(), hello.cameras.clone());
             let sid = s.fresh_id();
             s.sessions.insert(
                 sid,

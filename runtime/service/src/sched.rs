@@ -38,6 +38,8 @@ pub(crate) struct Sched {
     /// The GPU each endpoint name lends, as its latest session said (`None`:
     /// it has none).
     pub(crate) gpus: HashMap<String, Option<GpuInfo>>,
+    /// The cameras each endpoint name has, and their grants.
+    pub(crate) cameras: HashMap<String, Vec<ferry_proto::v1::CameraInfo>>,
     pub(crate) last_heartbeat: HashMap<String, i64>,
     pub(crate) watchers: HashMap<String, Vec<u64>>,
     pub(crate) watch_txs: HashMap<u64, WatchTx>,
