@@ -53,6 +53,7 @@ pub mod v1 {
                 TaskState::Succeeded => "succeeded",
                 TaskState::Failed => "failed",
                 TaskState::Cancelled => "cancelled",
+                TaskState::WaitingForDependencies => "waiting-for-dependencies",
             }
         }
     }

@@ -748,6 +748,51 @@ pub fn call(service: &ServiceArg, args: SubmitArgs) -> anyhow::Result<ExitCode> 
     })
 }
 
+pub fn graph(service: &ServiceArg, task_id: &str) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let client = connect(&service.service).await?;
+        let mut known: std::collections::HashMap<String, TaskInfo> = Default::default();
+        // Depth-first, with an explicit stack: a chain may be long.
+        let mut stack = vec![(task_id.to_owned(), 0usize)];
+        let mut lines = 0usize;
+        while let Some((id, depth)) = stack.pop() {
+            let info = match known.get(&id) {
+                Some(i) => i.clone(),
+                None => {
+                    let i = client.task(&id).await?;
+                    known.insert(id.clone(), i.clone());
+                    i
+                }
+            };
+            let state = TaskState::try_from(info.state).unwrap_or(TaskState::Unspecified);
+            let why = info
+                .error
+                .as_ref()
+                .map_or(String::new(), |e| format!(": {}", e.message));
+            let indent = if depth == 0 {
+                String::new()
+            } else {
+                format!("{}└─ ", "   ".repeat(depth - 1))
+            };
+            println!(
+                "{indent}{id}  {} on {}  {}{why}",
+                info.export,
+                info.endpoint,
+                state.label()
+            );
+            lines += 1;
+            if lines >= 10_000 {
+                println!("(stopped after 10,000 lines)");
+                break;
+            }
+            for d in info.depends_on.iter().rev() {
+                stack.push((d.clone(), depth + 1));
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
 pub fn status(service: &ServiceArg) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let client = connect(&service.service).await?;

@@ -61,8 +61,12 @@ enum Command {
         #[arg(long)]
         wait: bool,
     },
-    /// Register (if needed), submit, wait and print the result.
+    /// Register (if needed), submit, wait and print the result. An argument
+    /// written `{"$task": "<id>"}` is that task's result.
     Call(fabric::SubmitArgs),
+    /// A task and its ancestors (the tasks whose results it takes), with
+    /// their states.
+    Graph { task_id: String },
     /// Endpoints (state, capacity, last heartbeat) and task counts by state.
     Status,
     /// Run a demonstration.
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
         Command::Submit(args) => fabric::submit(&cli.service, args),
         Command::Result { task_id, wait } => fabric::result(&cli.service, task_id, wait),
         Command::Call(args) => fabric::call(&cli.service, args),
+        Command::Graph { task_id } => fabric::graph(&cli.service, &task_id),
         Command::Status => fabric::status(&cli.service),
         Command::Demo(cmd) => demo::run(&cli.service, cmd),
         Command::Bench(cmd) => bench::run(cmd),

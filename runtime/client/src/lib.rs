@@ -289,6 +289,19 @@ impl Client {
         Ok(futures)
     }
 
+    /// Sends a whole graph in one request; returns the task ids, in the order
+    /// the tasks were added. The client may go away at once: the service
+    /// runs the graph.
+    pub async fn submit_graph(&self, graph: Graph) -> Result<Vec<String>, ClientError> {
+        Ok(self
+            .tasks
+            .clone()
+            .submit_batch(pb::SubmitBatchRequest { tasks: graph.tasks })
+            .await?
+            .into_inner()
+            .task_ids)
+    }
+
     /// `submit_batch` and await every result, in order.
     pub async fn map<A: Serialize, R: DeserializeOwned>(
         &self,
@@ -621,6 +634,92 @@ pub struct TaskFuture<R> {
 impl<R> TaskFuture<R> {
     pub fn task_id(&self) -> &str {
         &self.task_id
+    }
+
+    /// This task's result as an argument of another task, anywhere inside
+    /// its arguments: the service runs the consumer once this task has
+    /// succeeded, and the value never comes back to this process.
+    pub fn arg(&self) -> TaskRef {
+        TaskRef(self.task_id.clone())
+    }
+}
+
+/// Another task's result, standing in for a value in a task's arguments.
+/// It is encoded as `{"$task": "<id>"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TaskRef(pub String);
+
+impl TaskRef {
+    /// The result of task `id`, submitted earlier by any process.
+    pub fn to(id: impl Into<String>) -> TaskRef {
+        TaskRef(id.into())
+    }
+}
+
+impl Serialize for TaskRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry("$task", &self.0)?;
+        m.end()
+    }
+}
+
+/// Awaits every future, in order; the first error ends the wait.
+pub async fn join_all<R: DeserializeOwned>(
+    futures: impl IntoIterator<Item = TaskFuture<R>>,
+) -> Result<Vec<R>, ClientError> {
+    let mut out = Vec::new();
+    for f in futures {
+        out.push(f.await?);
+    }
+    Ok(out)
+}
+
+/// Many interdependent tasks sent in one request: each [`Graph::add`]
+/// returns a reference that later tasks of the graph take as an argument.
+#[derive(Debug, Default, Clone)]
+pub struct Graph {
+    tasks: Vec<pb::SubmitRequest>,
+}
+
+impl Graph {
+    pub fn new() -> Graph {
+        Graph::default()
+    }
+
+    /// Adds a call; its result is the returned reference.
+    pub fn add<A: Serialize + ?Sized>(
+        &mut self,
+        endpoint: &str,
+        function: &str,
+        export: &str,
+        args: &A,
+    ) -> Result<TaskRef, ClientError> {
+        self.add_with(endpoint, function, export, args, &SubmitOptions::default())
+    }
+
+    pub fn add_with<A: Serialize + ?Sized>(
+        &mut self,
+        endpoint: &str,
+        function: &str,
+        export: &str,
+        args: &A,
+        options: &SubmitOptions,
+    ) -> Result<TaskRef, ClientError> {
+        let mut req = request(endpoint, function, export, args)?;
+        req.limits = options.limits;
+        req.requires = options.requires.clone();
+        self.tasks.push(req);
+        Ok(TaskRef(format!("#{}", self.tasks.len() - 1)))
+    }
+
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
     }
 }
 

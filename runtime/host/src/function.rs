@@ -195,6 +195,18 @@ impl Export {
         }
     }
 
+    /// Decodes a result encoded by [`Export::result_to_msgpack`].
+    pub fn result_from_msgpack(&self, bytes: &[u8]) -> Result<Option<Val>, Error> {
+        let Some(ty) = self.result_type() else {
+            return Ok(None);
+        };
+        let mut de = rmp_serde::Deserializer::new(std::io::Cursor::new(bytes));
+        ValSeed(ty)
+            .deserialize(&mut de)
+            .map(Some)
+            .map_err(|e| Error::Internal(format!("decoding a stored result: {e}")))
+    }
+
     /// The result as MessagePack (`nil` for a function without a result).
     pub fn result_to_msgpack(&self, result: Option<&Val>) -> Result<Vec<u8>, Error> {
         match (self.result_type(), result) {

@@ -40,6 +40,50 @@ pub enum WitType {
     Unsupported(String),
 }
 
+impl WitType {
+    /// Whether a value of type `self` can be passed where `want` is expected:
+    /// the same structure, field and case names included; the names of the
+    /// types themselves may differ (two packages may each define `point`).
+    pub fn fits(&self, want: &WitType) -> bool {
+        use WitType as T;
+        let both = |a: &Option<Box<WitType>>, b: &Option<Box<WitType>>| match (a, b) {
+            (Some(a), Some(b)) => a.fits(b),
+            (None, None) => true,
+            _ => false,
+        };
+        match (self, want) {
+            (T::List(a), T::List(b)) | (T::Option(a), T::Option(b)) => a.fits(b),
+            (T::Record(a), T::Record(b)) => {
+                a.fields.len() == b.fields.len()
+                    && a.fields
+                        .iter()
+                        .zip(&b.fields)
+                        .all(|((na, ta), (nb, tb))| na == nb && ta.fits(tb))
+            }
+            (T::Tuple(a), T::Tuple(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.fits(y))
+            }
+            (T::Variant(a), T::Variant(b)) => {
+                a.cases.len() == b.cases.len()
+                    && a.cases.iter().zip(&b.cases).all(|((na, ta), (nb, tb))| {
+                        na == nb
+                            && match (ta, tb) {
+                                (Some(x), Some(y)) => x.fits(y),
+                                (None, None) => true,
+                                _ => false,
+                            }
+                    })
+            }
+            (T::Enum(a), T::Enum(b)) | (T::Flags(a), T::Flags(b)) => a.names == b.names,
+            (T::Result { ok: oa, err: ea }, T::Result { ok: ob, err: eb }) => {
+                both(oa, ob) && both(ea, eb)
+            }
+            (T::Unsupported(_), _) | (_, T::Unsupported(_)) => false,
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        }
+    }
+}
+
 /// A record type.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {

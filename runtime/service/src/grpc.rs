@@ -59,11 +59,15 @@ fn check_camera_grant(
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> Status {
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+pub(crate) fn internal(e: impl std::fmt::Display) -> Status {
     Status::internal(format!("{e:#}"))
 }
 
-fn host_status(e: HostError) -> Status {
+pub(crate) fn host_status(e: HostError) -> Status {
     match &e {
         HostError::BadComponent(_) => Status::invalid_argument(e.to_string()),
         HostError::UngrantedImport { .. } => Status::failed_precondition(e.to_string()),
@@ -99,7 +103,7 @@ fn new_task_id() -> String {
 
 impl Service {
     /// The compiled function, from memory, the compiled cache or the store.
-    fn function(&self, id: &str) -> Result<Arc<Function>, Status> {
+    pub(crate) fn function(&self, id: &str) -> Result<Arc<Function>, Status> {
         let fid = FunctionId::parse(id).map_err(|e| Status::invalid_argument(e.to_string()))?;
         if let Some(f) = self.inner.host.cached(fid).map_err(internal)? {
             return Ok(f);
@@ -116,7 +120,12 @@ impl Service {
     }
 
     /// Checks one submission and turns it into a record; nothing is stored yet.
-    fn prepare(&self, req: pb::SubmitRequest, known: &Known) -> Result<TaskRecord, Status> {
+    fn prepare(
+        &self,
+        req: pb::SubmitRequest,
+        known: &Known,
+        batch: &[TaskRecord],
+    ) -> Result<TaskRecord, Status> {
         if !known.endpoints.contains(&req.endpoint) {
             let mut names: Vec<&str> = known.endpoints.iter().map(String::as_str).collect();
             names.sort();
@@ -155,40 +164,130 @@ impl Service {
             }
         }
         let export = f.export(&req.export).map_err(host_status)?;
-        let vals = match req.args {
-            Some(submit_request::Args::Msgpack(bytes)) => {
-                self.check_size(bytes.len())?;
-                export.args_from_msgpack(&bytes)
-            }
-            Some(submit_request::Args::Json(text)) => {
-                self.check_size(text.len())?;
-                let values: Vec<serde_json::Value> = serde_json::from_str(&text).map_err(|e| {
-                    Status::invalid_argument(format!(
-                        "arguments must be a JSON array, one value per parameter: {e}"
-                    ))
-                })?;
-                export.args_from_json(&values)
-            }
-            None => export.args_from_json(&[]),
-        }
-        .map_err(host_status)?;
         export.check_supported().map_err(host_status)?;
-        let args = export.args_to_msgpack(&vals).map_err(host_status)?;
         let limits = req.limits.unwrap_or_default();
         let now = now_ms();
-        Ok(TaskRecord {
+        let mut record = TaskRecord {
             id: new_task_id(),
             endpoint: req.endpoint,
             function_id,
             export: export.name().to_owned(),
-            args,
+            args: Vec::new(),
             limits: [limits.timeout_ms, limits.memory_bytes, limits.output_bytes],
             state: TaskState::WaitingForEndpoint as i32,
             history: vec![(TaskState::WaitingForEndpoint as i32, now)],
             result: None,
             error: None,
             requires: req.requires,
-        })
+            deps: Vec::new(),
+            pending_args: None,
+        };
+        let values: Vec<serde_json::Value> = match req.args {
+            Some(submit_request::Args::Msgpack(bytes)) => {
+                self.check_size(bytes.len())?;
+                if !contains(&bytes, b"$task") {
+                    let vals = export.args_from_msgpack(&bytes).map_err(host_status)?;
+                    record.args = export.args_to_msgpack(&vals).map_err(host_status)?;
+                    return Ok(record);
+                }
+                rmp_serde::from_slice(&bytes).map_err(|e| {
+                    Status::invalid_argument(format!(
+                        "arguments with task references must be a MessagePack array of plain values: {e}"
+                    ))
+                })?
+            }
+            Some(submit_request::Args::Json(text)) => {
+                self.check_size(text.len())?;
+                serde_json::from_str(&text).map_err(|e| {
+                    Status::invalid_argument(format!(
+                        "arguments must be a JSON array, one value per parameter: {e}"
+                    ))
+                })?
+            }
+            None => Vec::new(),
+        };
+        let mut found = Vec::new();
+        if values.len() == export.params().len() {
+            for ((name, ty), v) in export.params().iter().zip(&values) {
+                crate::deps::find(v, ty, &format!("argument `{name}`"), &mut found);
+            }
+        }
+        if found.is_empty() {
+            let vals = export.args_from_json(&values).map_err(host_status)?;
+            record.args = export.args_to_msgpack(&vals).map_err(host_status)?;
+            return Ok(record);
+        }
+        self.check_references(&mut record, values, found, batch)?;
+        Ok(record)
+    }
+
+    /// Checks that every reference names an existing task whose result fits
+    /// where it stands, and makes `record` wait for them.
+    fn check_references(
+        &self,
+        record: &mut TaskRecord,
+        mut values: Vec<serde_json::Value>,
+        found: Vec<crate::deps::Found>,
+        batch: &[TaskRecord],
+    ) -> Result<(), Status> {
+        let in_batch = |r: &str| -> Result<Option<String>, Status> {
+            let Some(i) = r.strip_prefix('#') else {
+                return Ok(None);
+            };
+            let i: usize = i
+                .parse()
+                .map_err(|_| Status::invalid_argument(format!("`{r}` is not a task reference")))?;
+            batch.get(i).map(|t| Some(t.id.clone())).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "reference `{r}`: a task may refer only to earlier tasks of its batch"
+                ))
+            })
+        };
+        let mut deps: Vec<String> = Vec::new();
+        for r in &found {
+            let id = in_batch(&r.id)?.unwrap_or_else(|| r.id.clone());
+            let producer = match batch.iter().find(|t| t.id == id) {
+                Some(t) => t.clone(),
+                None => {
+                    let known = self.sched().tasks.get(&id).cloned();
+                    match known {
+                        Some(t) => t,
+                        None => self.inner.store.task(&id).map_err(internal)?.ok_or_else(|| {
+                            Status::not_found(format!(
+                                "{} refers to task {id}, which does not exist (a reference names a task submitted before)",
+                                r.at
+                            ))
+                        })?,
+                    }
+                }
+            };
+            let pf = self.function(&producer.function_id)?;
+            let pe = pf.export(&producer.export).map_err(host_status)?;
+            let fed = crate::deps::fed_type(pe).map_err(|m| {
+                Status::invalid_argument(format!("{} refers to task {id}, but {m}", r.at))
+            })?;
+            if !fed.fits(&r.want) {
+                return Err(Status::invalid_argument(format!(
+                    "{} expects {}, but task {id} (`{}`) gives {fed}",
+                    r.at,
+                    r.want,
+                    pe.name()
+                )));
+            }
+            if !deps.contains(&id) {
+                deps.push(id);
+            }
+        }
+        let rename = |r: &str| in_batch(r).ok().flatten();
+        for v in &mut values {
+            crate::deps::rename(v, &rename);
+        }
+        let now = record.history[0].1;
+        record.state = TaskState::WaitingForDependencies as i32;
+        record.history = vec![(TaskState::WaitingForDependencies as i32, now)];
+        record.pending_args = Some(serde_json::Value::Array(values).to_string());
+        record.deps = deps;
+        Ok(())
     }
 
     fn check_size(&self, len: usize) -> Result<(), Status> {
@@ -219,7 +318,7 @@ impl Service {
         let mut records = Vec::with_capacity(reqs.len());
         let many = reqs.len() > 1;
         for (i, req) in reqs.into_iter().enumerate() {
-            match self.prepare(req, &known) {
+            match self.prepare(req, &known, &records) {
                 Ok(r) => records.push(r),
                 Err(s) if many => {
                     return Err(Status::new(
@@ -232,20 +331,32 @@ impl Service {
         }
         self.inner.store.put_tasks(&records).map_err(internal)?;
         let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
-        let mut s = self.sched();
-        let mut endpoints = Vec::new();
-        for r in records {
-            s.queues
-                .entry(r.endpoint.clone())
-                .or_default()
-                .push_back(r.id.clone());
-            if !endpoints.contains(&r.endpoint) {
-                endpoints.push(r.endpoint.clone());
+        let mut waiting = Vec::new();
+        {
+            let mut s = self.sched();
+            let mut endpoints = Vec::new();
+            for r in records {
+                if !r.deps.is_empty() {
+                    s.wait_for(&r);
+                    waiting.push(r.id.clone());
+                    s.tasks.insert(r.id.clone(), r);
+                    continue;
+                }
+                s.queues
+                    .entry(r.endpoint.clone())
+                    .or_default()
+                    .push_back(r.id.clone());
+                if !endpoints.contains(&r.endpoint) {
+                    endpoints.push(r.endpoint.clone());
+                }
+                s.tasks.insert(r.id.clone(), r);
             }
-            s.tasks.insert(r.id.clone(), r);
+            for e in endpoints {
+                s.dispatch(&e);
+            }
         }
-        for e in endpoints {
-            s.dispatch(&e);
+        for id in waiting {
+            self.check_dependencies(&id)?;
         }
         Ok(ids)
     }
@@ -296,14 +407,20 @@ impl Service {
             }
         }
         self.inner.store.put_tasks(&finals).map_err(internal)?;
-        let mut s = self.sched();
-        for rec in finals {
-            if s.tasks.remove(&rec.id).is_some() {
-                *s.finished.entry(rec.state).or_default() += 1;
-                s.notify(&rec);
+        let mut settled = Vec::new();
+        {
+            let mut s = self.sched();
+            for rec in finals {
+                if s.tasks.remove(&rec.id).is_some() {
+                    *s.finished.entry(rec.state).or_default() += 1;
+                    s.notify(&rec);
+                    if s.dependents.contains_key(&rec.id) {
+                        settled.push(rec);
+                    }
+                }
             }
         }
-        Ok(())
+        self.settle(settled)
     }
 }
 
@@ -474,11 +591,15 @@ impl tasks_server::Tasks for Service {
             .store
             .put_tasks(std::slice::from_ref(&rec))
             .map_err(internal)?;
-        let mut s = self.sched();
-        if s.tasks.remove(&id).is_some() {
-            *s.finished.entry(rec.state).or_default() += 1;
-            s.notify(&rec);
+        {
+            let mut s = self.sched();
+            s.missing.remove(&id);
+            if s.tasks.remove(&id).is_some() {
+                *s.finished.entry(rec.state).or_default() += 1;
+                s.notify(&rec);
+            }
         }
+        self.settle(vec![rec.clone()])?;
         Ok(Response::new(info(&rec)))
     }
 

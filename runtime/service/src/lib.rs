@@ -11,6 +11,8 @@
 //! - **Watchers** get results pushed; any result can be fetched later by id.
 
 mod blobs;
+mod dataflow;
+mod deps;
 mod grpc;
 mod sched;
 mod store;
@@ -97,6 +99,10 @@ impl Service {
                 *s.finished.entry(task.state).or_default() += 1;
                 continue;
             }
+            if state == TaskState::WaitingForDependencies {
+                s.tasks.insert(task.id.clone(), task);
+                continue;
+            }
             if state != TaskState::WaitingForEndpoint {
                 sched::set_state(&mut task, TaskState::WaitingForEndpoint, now);
             }
@@ -111,7 +117,7 @@ impl Service {
             config.max_blob_bytes,
             config.max_store_bytes,
         )?;
-        Ok(Service {
+        let service = Service {
             inner: Arc::new(Inner {
                 blobs,
                 config,
@@ -119,7 +125,9 @@ impl Service {
                 host,
                 sched: Mutex::new(s),
             }),
-        })
+        };
+        service.recover_dependencies()?;
+        Ok(service)
     }
 
     fn sched(&self) -> std::sync::MutexGuard<'_, sched::Sched> {

@@ -47,6 +47,10 @@ pub(crate) struct Sched {
     /// from `tasks`).
     pub(crate) finished: HashMap<i32, u64>,
     pub(crate) next_id: u64,
+    /// Producer id → the waiting tasks that take its result.
+    pub(crate) dependents: HashMap<String, Vec<String>>,
+    /// Waiting task id → producers not finished yet.
+    pub(crate) missing: HashMap<String, usize>,
 }
 
 pub(crate) fn info(t: &TaskRecord) -> TaskInfo {
@@ -66,6 +70,7 @@ pub(crate) fn info(t: &TaskRecord) -> TaskInfo {
             .error
             .clone()
             .map(|(kind, message)| TaskError { kind, message }),
+        depends_on: t.deps.clone(),
     }
 }
 

@@ -27,6 +27,13 @@ pub struct TaskRecord {
     /// What the task needs from its endpoint (`gpu`).
     #[serde(default)]
     pub requires: Vec<String>,
+    /// Tasks whose results are among the arguments.
+    #[serde(default)]
+    pub deps: Vec<String>,
+    /// The arguments as JSON with `{"$task": id}` references, until the last
+    /// producer succeeds and they become `args`.
+    #[serde(default)]
+    pub pending_args: Option<String>,
 }
 
 /// What the service remembers about a registered function besides its bytes.
@@ -226,6 +233,8 @@ mod tests {
             result: None,
             error: None,
             requires: vec!["gpu".into()],
+            deps: vec![],
+            pending_args: None,
         }
     }
 

@@ -1,0 +1,292 @@
+//! Task graphs across real processes: references as arguments, resolved in
+//! the service; lazy failure; type checks at submit; a service restart.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use ferry_client::{Client, ClientError, Graph, TaskRef, WitResult};
+use ferry_testkit::guest_bytes;
+
+async fn probe(client: &Client) -> String {
+    client
+        .register(&guest_bytes("dataflow-probe"))
+        .await
+        .unwrap()
+        .id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diamond_runs_in_the_service_while_the_client_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _service = serve(&dir.path().join("data"), port);
+    let _a = endpoint(port, "left", &dir.path().join("a"), 2);
+    let _b = endpoint(port, "right", &dir.path().join("b"), 2);
+    ready(port, "left", 1).await;
+    let d_id = {
+        // This client submits the whole diamond, then goes away.
+        let client = ready(port, "right", 1).await;
+        let f = probe(&client).await;
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+            % 1000;
+        let mut g = Graph::new();
+        let a = g.add("left", &f, "slow", &(seed, 300u32)).unwrap();
+        let b = g.add("right", &f, "square", &(&a,)).unwrap();
+        let c = g.add("left", &f, "add", &(&a, 10i64)).unwrap();
+        let d = g
+            .add(
+                "right",
+                &f,
+                "sum-pair",
+                &(serde_json::json!({"left": b, "right": c}),),
+            )
+            .unwrap();
+        assert_eq!(d, TaskRef::to("#3"));
+        let ids = client.submit_graph(g).await.unwrap();
+        assert_eq!(ids.len(), 4);
+        let info = client.task(&ids[3]).await.unwrap();
+        assert_eq!(
+            info.state,
+            ferry_client::State::WaitingForDependencies as i32
+        );
+        assert_eq!(info.depends_on, vec![ids[1].clone(), ids[2].clone()]);
+        std::fs::write(dir.path().join("seed"), seed.to_string()).unwrap();
+        ids[3].clone()
+    };
+    // A new process fetches d later.
+    let seed: i64 = std::fs::read_to_string(dir.path().join("seed"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["--service", &url, "result", &d_id, "--wait"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: i64 = String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(got, seed * seed + seed + 10);
+
+    // `ferry graph` shows d's ancestors and their states.
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["--service", &url, "graph", &d_id])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        text.matches("succeeded").count(),
+        5,
+        "d, b, c, and a twice:\n{text}"
+    );
+    assert!(text.contains("sum-pair") && text.contains("slow"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_tasks_fan_out_and_back_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _service = serve(&dir.path().join("data"), port);
+    let _a = endpoint(port, "pool", &dir.path().join("a"), 2);
+    let client = ready(port, "pool", 1).await;
+    let f = probe(&client).await;
+    let root = client
+        .submit::<_, i64>("pool", &f, "add", &(3i64, 4i64))
+        .await
+        .unwrap();
+    let n = 10_000i64;
+    let leaves = client
+        .submit_batch::<_, i64>("pool", &f, "add", (0..n).map(|i| (root.arg(), i)))
+        .await
+        .unwrap();
+    let refs: Vec<TaskRef> = leaves.iter().map(|l| l.arg()).collect();
+    let total: i64 = client
+        .submit("pool", &f, "sum", &(refs,))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(total, 7 * n + n * (n - 1) / 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_middle_node_fails_exactly_its_dependents() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _service = serve(&dir.path().join("data"), port);
+    let _a = endpoint(port, "pool", &dir.path().join("a"), 2);
+    let client = ready(port, "pool", 1).await;
+    let f = probe(&client).await;
+    let top = client
+        .submit::<_, i64>("pool", &f, "add", &(1i64, 1i64))
+        .await
+        .unwrap();
+    // Middle nodes: one returns err (2 is bad), the other is fine.
+    let bad = client
+        .submit::<_, WitResult<i64, String>>("pool", &f, "checked", &(top.arg(), 2i64))
+        .await
+        .unwrap();
+    let good = client
+        .submit::<_, WitResult<i64, String>>("pool", &f, "checked", &(top.arg(), 99i64))
+        .await
+        .unwrap();
+    let below_bad = client
+        .submit::<_, i64>("pool", &f, "square", &(bad.arg(),))
+        .await
+        .unwrap();
+    let deeper = client
+        .submit::<_, i64>("pool", &f, "add", &(below_bad.arg(), 1i64))
+        .await
+        .unwrap();
+    let below_good = client
+        .submit::<_, i64>("pool", &f, "square", &(good.arg(),))
+        .await
+        .unwrap();
+    let (bad_id, below_bad_id) = (bad.task_id().to_owned(), below_bad.task_id().to_owned());
+    assert_eq!(below_good.await.unwrap(), 4);
+    match below_bad.await {
+        Err(ClientError::Task { kind, message, .. }) => {
+            assert_eq!(kind, "dependency");
+            assert_eq!(
+                message,
+                format!("dependency {bad_id} failed: 2 is the bad value")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    match deeper.await {
+        Err(ClientError::Task { message, .. }) => assert!(
+            message.starts_with(&format!(
+                "dependency {below_bad_id} failed: dependency {bad_id}"
+            )),
+            "{message}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(Result::from(good.await.unwrap()), Ok(2));
+    // A cancelled producer cancels what waits for it.
+    let long = client
+        .submit::<_, i64>("pool", &f, "slow", &(5i64, 3000u32))
+        .await
+        .unwrap();
+    let after = client
+        .submit::<_, i64>("pool", &f, "square", &(long.arg(),))
+        .await
+        .unwrap();
+    client.cancel(long.task_id()).await.unwrap();
+    match after.await {
+        Err(ClientError::Task { kind, .. }) => assert_eq!(kind, "cancelled"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn references_are_checked_at_submit() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _service = serve(&dir.path().join("data"), port);
+    let _a = endpoint(port, "pool", &dir.path().join("a"), 1);
+    let client = ready(port, "pool", 1).await;
+    let f = probe(&client).await;
+    let text = client
+        .submit::<_, String>("pool", &f, "greeting", &("ada",))
+        .await
+        .unwrap();
+    let e = client
+        .submit::<_, i64>("pool", &f, "square", &(text.arg(),))
+        .await
+        .err()
+        .expect("a string result where s64 is expected");
+    let ClientError::Service { code, message } = e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(code, tonic::Code::InvalidArgument);
+    assert_eq!(
+        message,
+        format!(
+            "argument `x` expects s64, but task {} (`greeting`) gives string",
+            text.task_id()
+        )
+    );
+    let e = client
+        .submit::<_, i64>("pool", &f, "square", &(TaskRef::to("no-such-task"),))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string()
+            .contains("refers to task no-such-task, which does not exist"),
+        "{e}"
+    );
+    // Nested: a list element must fit the list's element type.
+    let e = client
+        .submit::<_, i64>("pool", &f, "sum", &(vec![text.arg()],))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string().contains("argument `xs`[0] expects s64"),
+        "{e}"
+    );
+    // From the CLI, as JSON.
+    let n = client
+        .submit::<_, i64>("pool", &f, "add", &(20i64, 1i64))
+        .await
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let arg = format!(r#"{{"$task": "{}"}}"#, n.task_id());
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "--service",
+            &url,
+            "call",
+            "--endpoint",
+            "pool",
+            &f,
+            "square",
+            &arg,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "441");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graph_survives_a_service_killed_mid_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let data = dir.path().join("data");
+    let mut service = serve(&data, port);
+    let _a = endpoint(port, "pool", &dir.path().join("a"), 2);
+    let client = ready(port, "pool", 1).await;
+    let f = probe(&client).await;
+    // A chain of slow links: the kill lands in the middle of it.
+    let mut g = Graph::new();
+    let mut last = g.add("pool", &f, "slow", &(1i64, 200u32)).unwrap();
+    for _ in 0..6 {
+        let next = g.add("pool", &f, "add", &(&last, 1i64)).unwrap();
+        last = g.add("pool", &f, "slow", &(&next, 200u32)).unwrap();
+    }
+    let ids = client.submit_graph(g).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    service.kill9();
+    drop(client);
+    let _service = serve(&data, port);
+    let client = ready(port, "pool", 1).await;
+    let end: i64 = client.result(ids.last().unwrap()).await.unwrap();
+    assert_eq!(end, 7);
+}
