@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use ferry_client::{Client, ClientError, Graph, TaskRef, WitResult};
+use ferry_client::{Client, ClientError, Graph, SubmitOptions, TaskRef, WitResult};
 use ferry_testkit::guest_bytes;
 
 async fn probe(client: &Client) -> String {
@@ -289,4 +289,159 @@ async fn a_graph_survives_a_service_killed_mid_run() {
     let client = ready(port, "pool", 1).await;
     let end: i64 = client.result(ids.last().unwrap()).await.unwrap();
     assert_eq!(end, 7);
+}
+
+async fn tasks_run(client: &Client, endpoint: &str) -> u64 {
+    let s = client.status().await.unwrap();
+    s.endpoints
+        .iter()
+        .find(|e| e.name == endpoint)
+        .map_or(0, |e| e.tasks_run)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memoized_results_run_nothing_the_second_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _service = serve(&dir.path().join("data"), port);
+    let _a = endpoint(port, "pool", &dir.path().join("a"), 1);
+    let client = ready(port, "pool", 1).await;
+    let f = probe(&client).await;
+    let memo = SubmitOptions::default().memoized();
+    let x = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+        % 1_000_000;
+    let square = |x: i64, options: SubmitOptions| {
+        let (client, f) = (client.clone(), f.clone());
+        async move {
+            let t = client
+                .submit_with::<_, i64>("pool", &f, "square", &(x,), &options)
+                .await
+                .unwrap();
+            let id = t.task_id().to_owned();
+            let v = t.await.unwrap();
+            (v, client.task(&id).await.unwrap())
+        }
+    };
+    let (v, first) = square(x, memo.clone()).await;
+    assert_eq!(v, x * x);
+    assert!(!first.cache_hit);
+    let ran = tasks_run(&client, "pool").await;
+    let (v, second) = square(x, memo.clone()).await;
+    assert_eq!(v, x * x);
+    assert!(second.cache_hit, "the status says it was a cache hit");
+    assert_eq!(tasks_run(&client, "pool").await, ran, "nothing ran");
+    let (v, other) = square(x + 1, memo.clone()).await;
+    assert_eq!(v, (x + 1) * (x + 1));
+    assert!(!other.cache_hit, "one argument byte changed: a miss");
+    assert_eq!(tasks_run(&client, "pool").await, ran + 1);
+    // Without asking, nothing is memoized; per function it is.
+    let (_, plain) = square(x, SubmitOptions::default()).await;
+    assert!(!plain.cache_hit);
+    client.memoize(&f, true).await.unwrap();
+    let (_, by_function) = square(x, SubmitOptions::default()).await;
+    assert!(by_function.cache_hit);
+    // A consumer in a graph is keyed by its filled-in arguments.
+    let producer = client
+        .submit::<_, i64>("pool", &f, "add", &(x, 0i64))
+        .await
+        .unwrap();
+    let consumer = client
+        .submit::<_, i64>("pool", &f, "square", &(producer.arg(),))
+        .await
+        .unwrap();
+    let id = consumer.task_id().to_owned();
+    assert_eq!(consumer.await.unwrap(), x * x);
+    assert!(client.task(&id).await.unwrap().cache_hit);
+    // `ferry cache clear` forgets.
+    let url = format!("http://127.0.0.1:{port}");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["--service", &url, "cache", "clear"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("forgot "));
+    client.memoize(&f, false).await.unwrap();
+    let (_, after) = square(x, memo).await;
+    assert!(!after.cache_hit);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_rerun_what_may_be_retried_and_lost_endpoints_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let config = dir.path().join("endpoint.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"pool\"\n[[mounts]]\nhost = \"{}\"\nguest = \"/state\"\nread_only = false\nfunctions = [\"*\"]\n",
+            state.display()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let _service = serve(&dir.path().join("data"), port);
+    let extra = ["--gpu", "none", "--config", config.to_str().unwrap()];
+    let mut a = endpoint_with(port, "pool", &dir.path().join("a"), 4, &extra);
+    let _b = endpoint_with(port, "pool", &dir.path().join("b"), 4, &extra);
+    let client = ready(port, "pool", 2).await;
+    let f = probe(&client).await;
+
+    // A trap is retried only when asked.
+    let once = client
+        .submit::<_, u32>("pool", &f, "flaky", &("/state/plain",))
+        .await
+        .unwrap();
+    match once.await {
+        Err(ClientError::Task { kind, .. }) => assert_eq!(kind, "trap"),
+        other => panic!("{other:?}"),
+    }
+    let retried = client
+        .submit_with::<_, u32>(
+            "pool",
+            &f,
+            "flaky",
+            &("/state/retried",),
+            &SubmitOptions::default().retry(2, &["trap"]),
+        )
+        .await
+        .unwrap();
+    let id = retried.task_id().to_owned();
+    assert_eq!(retried.await.unwrap(), 1);
+    assert_eq!(client.task(&id).await.unwrap().attempts, 1);
+    // A timeout retried once and still too slow fails after two runs.
+    let mut slow = SubmitOptions::default().retry(1, &["timeout"]);
+    slow.limits = Some(ferry_proto::v1::Limits {
+        timeout_ms: 200,
+        ..Default::default()
+    });
+    let t = client
+        .submit_with::<_, i64>("pool", &f, "slow", &(1i64, 5000u32), &slow)
+        .await
+        .unwrap();
+    let id = t.task_id().to_owned();
+    match t.await {
+        Err(ClientError::Task { kind, .. }) => assert_eq!(kind, "timeout"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(client.task(&id).await.unwrap().attempts, 1);
+
+    // One of two endpoints killed mid-run: every task still completes once.
+    let tasks = client
+        .submit_batch_with::<_, i64>(
+            "pool",
+            &f,
+            "slow",
+            (0..40i64).map(|i| (i, 150u32)),
+            &SubmitOptions::default().retry(2, &["timeout"]),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    a.kill9();
+    for (i, t) in tasks.into_iter().enumerate() {
+        assert_eq!(t.await.unwrap(), i as i64);
+    }
 }

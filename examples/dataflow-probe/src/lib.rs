@@ -40,6 +40,20 @@ impl Guest for Probe {
     fn greeting(name: String) -> String {
         format!("hello, {name}")
     }
+
+    fn flaky(path: String) -> u32 {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let n = text.trim().parse::<u32>().unwrap_or(0) + 1;
+                std::fs::write(&path, n.to_string()).expect("the state file is writable");
+                n
+            }
+            Err(_) => {
+                std::fs::write(&path, "0").expect("the state directory is writable");
+                panic!("the first run fails on purpose")
+            }
+        }
+    }
 }
 
 export!(Probe);

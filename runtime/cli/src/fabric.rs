@@ -321,6 +321,31 @@ pub enum FnCommand {
     Ls,
     /// Show a function's exports.
     Show { id: String },
+    /// Memoize every call of a function from now on (`--off` stops).
+    Memoize {
+        id: String,
+        #[arg(long)]
+        off: bool,
+    },
+}
+
+#[derive(clap::Subcommand)]
+pub enum CacheCommand {
+    /// Forget every memoized result.
+    Clear,
+}
+
+pub fn cache(service: &ServiceArg, cmd: CacheCommand) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let client = connect(&service.service).await?;
+        match cmd {
+            CacheCommand::Clear => {
+                let n = client.clear_cache().await?;
+                println!("forgot {n} memoized results");
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 #[derive(clap::Args)]
@@ -349,6 +374,16 @@ pub struct SubmitArgs {
     /// named): refused at once when the endpoint is known to lack it.
     #[arg(long = "needs-camera", value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
     needs_camera: Option<String>,
+    /// Keep the result; an identical submission later runs nothing.
+    #[arg(long)]
+    memoize: bool,
+    /// Run again up to N times after a failure of a kind in --retry-on.
+    #[arg(long, default_value_t = 0)]
+    retries: u32,
+    /// Failure kinds to retry (timeout, trap, out-of-memory, ..., or *);
+    /// repeatable.
+    #[arg(long = "retry-on", value_name = "KIND")]
+    retry_on: Vec<String>,
     /// `call` only: write the result to this file: bytes (`list<u8>`) as
     /// they are, a string as text, a `blob-ref` downloaded.
     #[arg(long, short = 'o')]
@@ -599,9 +634,20 @@ pub fn func(service: &ServiceArg, cmd: FnCommand) -> anyhow::Result<ExitCode> {
                     println!("{}  {:>9} bytes  {}", f.id, f.size, names.join(", "));
                 }
             }
+            FnCommand::Memoize { id, off } => {
+                let f = client.memoize(&id, !off).await?;
+                println!(
+                    "{}: every call {}",
+                    f.id,
+                    if f.memoize { "memoized" } else { "runs" }
+                );
+            }
             FnCommand::Show { id } => {
                 let f = client.function(&id).await?;
-                println!("id: {}\nsize: {} bytes", f.id, f.size);
+                println!(
+                    "id: {}\nsize: {} bytes\nmemoized: {}",
+                    f.id, f.size, f.memoize
+                );
                 for e in &f.exports {
                     println!("{}: {}", e.name, e.signature);
                 }
@@ -628,6 +674,9 @@ async fn submit_one(client: &Client, args: &SubmitArgs) -> anyhow::Result<String
     });
     let options = SubmitOptions {
         limits,
+        memoize: args.memoize,
+        retries: args.retries,
+        retry_on: args.retry_on.clone(),
         requires: args
             .gpu
             .then(|| "gpu".to_owned())

@@ -52,6 +52,9 @@ enum Command {
     /// Register, list and show functions on the service.
     #[command(subcommand, name = "fn")]
     Fn(fabric::FnCommand),
+    /// Memoized results.
+    #[command(subcommand)]
+    Cache(fabric::CacheCommand),
     /// Submit a task; prints its id.
     Submit(fabric::SubmitArgs),
     /// Print a task's result as JSON.
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => fabric::serve(args),
         Command::Endpoint(cmd) => fabric::endpoint(cmd),
         Command::Fn(cmd) => fabric::func(&cli.service, cmd),
+        Command::Cache(cmd) => fabric::cache(&cli.service, cmd),
         Command::Blob(cmd) => fabric::blob(&cli.service, cmd),
         Command::Submit(args) => fabric::submit(&cli.service, args),
         Command::Result { task_id, wait } => fabric::result(&cli.service, task_id, wait),

@@ -241,8 +241,7 @@ impl Client {
         options: &SubmitOptions,
     ) -> Result<TaskFuture<R>, ClientError> {
         let mut req = request(endpoint, function, export, args)?;
-        req.limits = options.limits;
-        req.requires = options.requires.clone();
+        options.apply(&mut req);
         let id = self.tasks.clone().submit(req).await?.into_inner().task_id;
         Ok(self.result(&id))
     }
@@ -256,14 +255,14 @@ impl Client {
         json_args: &str,
         options: &SubmitOptions,
     ) -> Result<String, ClientError> {
-        let req = pb::SubmitRequest {
+        let mut req = pb::SubmitRequest {
             endpoint: endpoint.into(),
             function_id: function.into(),
             export: export.into(),
             args: Some(submit_request::Args::Json(json_args.into())),
-            limits: options.limits,
-            requires: options.requires.clone(),
+            ..Default::default()
         };
+        options.apply(&mut req);
         Ok(self.tasks.clone().submit(req).await?.into_inner().task_id)
     }
 
@@ -275,10 +274,25 @@ impl Client {
         export: &str,
         args: impl IntoIterator<Item = A>,
     ) -> Result<Vec<TaskFuture<R>>, ClientError> {
+        self.submit_batch_with(endpoint, function, export, args, &SubmitOptions::default())
+            .await
+    }
+
+    /// [`Client::submit_batch`] with the same options for every task.
+    pub async fn submit_batch_with<A: Serialize, R: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        function: &str,
+        export: &str,
+        args: impl IntoIterator<Item = A>,
+        options: &SubmitOptions,
+    ) -> Result<Vec<TaskFuture<R>>, ClientError> {
         let mut futures = Vec::new();
         let mut batch = Vec::new();
         for a in args {
-            batch.push(request(endpoint, function, export, &a)?);
+            let mut req = request(endpoint, function, export, &a)?;
+            options.apply(&mut req);
+            batch.push(req);
             if batch.len() == 1000 {
                 futures.extend(self.send_batch(std::mem::take(&mut batch)).await?);
             }
@@ -407,8 +421,7 @@ fn request<A: Serialize + ?Sized>(
         function_id: function.into(),
         export: export.into(),
         args: Some(submit_request::Args::Msgpack(bytes)),
-        limits: None,
-        requires: Vec::new(),
+        ..Default::default()
     })
 }
 
@@ -499,6 +512,30 @@ impl Client {
             .stat(pb::StatBlobRequest { hash: hash.into() })
             .await?
             .into_inner())
+    }
+
+    /// Memoizes every call of a function from now on (or stops, `on = false`).
+    pub async fn memoize(&self, function: &str, on: bool) -> Result<pb::FunctionInfo, ClientError> {
+        Ok(self
+            .functions
+            .clone()
+            .memoize(pb::MemoizeRequest {
+                id: function.into(),
+                off: !on,
+            })
+            .await?
+            .into_inner())
+    }
+
+    /// Forgets every memoized result; returns how many there were.
+    pub async fn clear_cache(&self) -> Result<u64, ClientError> {
+        Ok(self
+            .tasks
+            .clone()
+            .clear_cache(pb::ClearCacheRequest {})
+            .await?
+            .into_inner()
+            .removed)
     }
 
     /// Pins a blob, so that `gc` keeps it though no task names it (or
@@ -600,6 +637,12 @@ impl<T, E> From<WitResult<T, E>> for Result<T, E> {
 pub struct SubmitOptions {
     /// Limits for this task; zero fields take the endpoint's defaults.
     pub limits: Option<pb::Limits>,
+    /// Keep the result and answer identical later submissions from it.
+    pub memoize: bool,
+    /// Runs allowed after the first, for failures of the kinds in
+    /// `retry_on` (`"timeout"`, `"trap"`, ..., or `"*"`).
+    pub retries: u32,
+    pub retry_on: Vec<String>,
     /// What the task needs from its endpoint: `"gpu"`, or `"mount:/data"`
     /// for a directory granted to its function. The service refuses the
     /// task up front when it knows the endpoint lacks it; otherwise the
@@ -608,12 +651,33 @@ pub struct SubmitOptions {
 }
 
 impl SubmitOptions {
+    fn apply(&self, req: &mut pb::SubmitRequest) {
+        req.limits = self.limits;
+        req.requires = self.requires.clone();
+        req.memoize = self.memoize;
+        req.retries = self.retries;
+        req.retry_on = self.retry_on.clone();
+    }
+
     /// A task that needs the endpoint's GPU.
     pub fn gpu() -> Self {
         SubmitOptions {
             requires: vec!["gpu".into()],
             ..SubmitOptions::default()
         }
+    }
+
+    /// Memoized: an identical submission later runs nothing.
+    pub fn memoized(mut self) -> Self {
+        self.memoize = true;
+        self
+    }
+
+    /// Retried up to `times` after failures of these kinds.
+    pub fn retry(mut self, times: u32, on: &[&str]) -> Self {
+        self.retries = times;
+        self.retry_on = on.iter().map(|s| s.to_string()).collect();
+        self
     }
 
     /// Also needs the endpoint's mount at `guest` (e.g. `/data`) granted to
@@ -708,8 +772,7 @@ impl Graph {
         options: &SubmitOptions,
     ) -> Result<TaskRef, ClientError> {
         let mut req = request(endpoint, function, export, args)?;
-        req.limits = options.limits;
-        req.requires = options.requires.clone();
+        options.apply(&mut req);
         self.tasks.push(req);
         Ok(TaskRef(format!("#{}", self.tasks.len() - 1)))
     }
@@ -830,7 +893,10 @@ impl Watcher {
                     event = events.message() => {
                         let Ok(Some(event)) = event else { break };
                         let Some(info) = event.task else { continue };
-                        let done = TaskState::try_from(info.state).is_ok_and(TaskState::is_terminal) || info.error.is_some();
+                        // Final, or the service's answer for a task it does not know.
+                        let state = TaskState::try_from(info.state).unwrap_or(TaskState::Unspecified);
+                        let done = state.is_terminal()
+                            || (state == TaskState::Unspecified && info.error.is_some());
                         if !done {
                             continue;
                         }

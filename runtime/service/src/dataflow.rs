@@ -194,7 +194,8 @@ impl Service {
     }
 
     /// Fills in a waiting task's arguments from its producers' results and
-    /// queues it; `Err` holds it failed when a result does not fit.
+    /// queues it; `Err` holds it when it ended here instead (failed because
+    /// a result does not fit, or answered from the memo).
     fn resolve(&self, id: &str) -> Result<Result<(), TaskRecord>, Status> {
         let Some(mut rec) = self.sched().tasks.get(id).cloned() else {
             return Ok(Ok(()));
@@ -242,6 +243,21 @@ impl Service {
         };
         rec.args = args;
         rec.pending_args = None;
+        let memoize = rec.memo_key.is_some();
+        self.memo_lookup(&mut rec, memoize)?;
+        if rec.cache_hit {
+            self.inner
+                .store
+                .put_tasks(std::slice::from_ref(&rec))
+                .map_err(internal)?;
+            let mut s = self.sched();
+            s.missing.remove(id);
+            s.tasks.remove(id);
+            *s.finished.entry(rec.state).or_default() += 1;
+            s.notify(&rec);
+            // Its dependents are settled like those of any finished task.
+            return Ok(Err(rec));
+        }
         set_state(&mut rec, TaskState::WaitingForEndpoint, now_ms());
         self.inner
             .store

@@ -181,13 +181,20 @@ impl Service {
             requires: req.requires,
             deps: Vec::new(),
             pending_args: None,
+            memo_key: None,
+            cache_hit: false,
+            retries: req.retries,
+            retry_on: req.retry_on,
+            attempts: 0,
         };
+        let memoize = req.memoize || self.memoized(&record.function_id);
         let values: Vec<serde_json::Value> = match req.args {
             Some(submit_request::Args::Msgpack(bytes)) => {
                 self.check_size(bytes.len())?;
                 if !contains(&bytes, b"$task") {
                     let vals = export.args_from_msgpack(&bytes).map_err(host_status)?;
                     record.args = export.args_to_msgpack(&vals).map_err(host_status)?;
+                    self.memo_lookup(&mut record, memoize)?;
                     return Ok(record);
                 }
                 rmp_serde::from_slice(&bytes).map_err(|e| {
@@ -215,10 +222,37 @@ impl Service {
         if found.is_empty() {
             let vals = export.args_from_json(&values).map_err(host_status)?;
             record.args = export.args_to_msgpack(&vals).map_err(host_status)?;
+            self.memo_lookup(&mut record, memoize)?;
             return Ok(record);
         }
         self.check_references(&mut record, values, found, batch)?;
+        if memoize {
+            // Keyed once the arguments are known.
+            record.memo_key = Some(String::new());
+        }
         Ok(record)
+    }
+
+    /// With memoization on, keys the task by its final arguments and, on a
+    /// hit, finishes it at once from the memo.
+    pub(crate) fn memo_lookup(&self, record: &mut TaskRecord, memoize: bool) -> Result<(), Status> {
+        if !memoize {
+            return Ok(());
+        }
+        let mut h = blake3::Hasher::new();
+        h.update(record.function_id.as_bytes());
+        h.update(&[0]);
+        h.update(record.export.as_bytes());
+        h.update(&[0]);
+        h.update(&record.args);
+        let key = h.finalize().to_hex().to_string();
+        if let Some(result) = self.inner.store.memo(&key).map_err(internal)? {
+            set_state(record, TaskState::Succeeded, now_ms());
+            record.result = Some(result);
+            record.cache_hit = true;
+        }
+        record.memo_key = Some(key);
+        Ok(())
     }
 
     /// Checks that every reference names an existing task whose result fits
@@ -336,6 +370,10 @@ impl Service {
             let mut s = self.sched();
             let mut endpoints = Vec::new();
             for r in records {
+                if r.cache_hit {
+                    *s.finished.entry(r.state).or_default() += 1;
+                    continue;
+                }
                 if !r.deps.is_empty() {
                     s.wait_for(&r);
                     waiting.push(r.id.clone());
@@ -371,11 +409,16 @@ impl Service {
         }
     }
 
-    /// Records outcomes: durable first, then visible to watchers.
+    /// Records outcomes: durable first, then visible to watchers. A failure
+    /// its submission allows to retry goes back to the queue instead.
     fn finish(&self, sid: u64, outcomes: Vec<pb::TaskOutcome>) -> Result<(), Status> {
         let mut finals = Vec::with_capacity(outcomes.len());
+        let mut retried = Vec::new();
         {
             let mut s = self.sched();
+            if let Some(endpoint) = s.sessions.get(&sid).map(|x| x.endpoint.clone()) {
+                *s.tasks_run.entry(endpoint).or_default() += outcomes.len() as u64;
+            }
             for o in outcomes {
                 if let Some(sess) = s.sessions.get_mut(&sid) {
                     sess.in_flight.remove(&o.task_id);
@@ -390,8 +433,18 @@ impl Service {
                     Some(pb::task_outcome::Outcome::Result(bytes)) => {
                         set_state(&mut rec, TaskState::Succeeded, o.finished_at_ms);
                         rec.result = Some(bytes);
+                        rec.error = None;
                     }
                     Some(pb::task_outcome::Outcome::Error(e)) => {
+                        let retry = rec.attempts < rec.retries
+                            && rec.retry_on.iter().any(|k| k == "*" || *k == e.kind);
+                        if retry {
+                            rec.attempts += 1;
+                            rec.error = Some((e.kind, e.message));
+                            set_state(&mut rec, TaskState::WaitingForEndpoint, o.finished_at_ms);
+                            retried.push(rec);
+                            continue;
+                        }
                         set_state(&mut rec, TaskState::Failed, o.finished_at_ms);
                         rec.error = Some((e.kind, e.message));
                     }
@@ -404,6 +457,33 @@ impl Service {
                     }
                 }
                 finals.push(rec);
+            }
+        }
+        for rec in &finals {
+            if let (Some(key), Some(result)) = (&rec.memo_key, &rec.result)
+                && rec.state == TaskState::Succeeded as i32
+                && !key.is_empty()
+            {
+                self.inner.store.put_memo(key, result).map_err(internal)?;
+            }
+        }
+        if !retried.is_empty() {
+            self.inner.store.put_tasks(&retried).map_err(internal)?;
+            let mut s = self.sched();
+            let mut endpoints = Vec::new();
+            for rec in retried {
+                s.queues
+                    .entry(rec.endpoint.clone())
+                    .or_default()
+                    .push_back(rec.id.clone());
+                if !endpoints.contains(&rec.endpoint) {
+                    endpoints.push(rec.endpoint.clone());
+                }
+                s.notify(&rec);
+                s.tasks.insert(rec.id.clone(), rec);
+            }
+            for e in endpoints {
+                s.dispatch(&e);
             }
         }
         self.inner.store.put_tasks(&finals).map_err(internal)?;
@@ -426,6 +506,32 @@ impl Service {
 
 #[tonic::async_trait]
 impl functions_server::Functions for Service {
+    async fn memoize(
+        &self,
+        req: Request<pb::MemoizeRequest>,
+    ) -> Result<Response<pb::FunctionInfo>, Status> {
+        let req = req.into_inner();
+        let record = self
+            .inner
+            .store
+            .set_memoize(&req.id, !req.off)
+            .map_err(internal)?
+            .ok_or_else(|| {
+                Status::not_found(format!("unknown function `{}`; register it first", req.id))
+            })?;
+        let mut set = self
+            .inner
+            .memoized
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if req.off {
+            set.remove(&req.id);
+        } else {
+            set.insert(req.id);
+        }
+        Ok(Response::new(function_info(&record)))
+    }
+
     async fn has(&self, req: Request<pb::HasRequest>) -> Result<Response<pb::HasResponse>, Status> {
         let mut present = Vec::new();
         for id in req.into_inner().ids {
@@ -483,6 +589,7 @@ impl functions_server::Functions for Service {
                 .collect(),
             imports: f.imports().to_vec(),
             registered_at_ms: now_ms(),
+            memoize: self.memoized(&id),
         };
         self.inner
             .store
@@ -519,6 +626,16 @@ impl functions_server::Functions for Service {
     }
 }
 
+impl Service {
+    fn memoized(&self, function_id: &str) -> bool {
+        self.inner
+            .memoized
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(function_id)
+    }
+}
+
 fn function_info(r: &FunctionRecord) -> pb::FunctionInfo {
     pb::FunctionInfo {
         id: r.id.clone(),
@@ -533,11 +650,20 @@ fn function_info(r: &FunctionRecord) -> pb::FunctionInfo {
             .collect(),
         imports: r.imports.clone(),
         registered_at_ms: r.registered_at_ms,
+        memoize: r.memoize,
     }
 }
 
 #[tonic::async_trait]
 impl tasks_server::Tasks for Service {
+    async fn clear_cache(
+        &self,
+        _req: Request<pb::ClearCacheRequest>,
+    ) -> Result<Response<pb::ClearCacheResponse>, Status> {
+        let removed = self.inner.store.clear_memo().map_err(internal)?;
+        Ok(Response::new(pb::ClearCacheResponse { removed }))
+    }
+
     async fn submit(
         &self,
         req: Request<pb::SubmitRequest>,
@@ -682,6 +808,7 @@ impl tasks_server::Tasks for Service {
                     online: !sessions.is_empty(),
                     gpu: s.gpus.get(&name).cloned().flatten(),
                     cameras: s.cameras.get(&name).cloned().unwrap_or_default(),
+                    tasks_run: s.tasks_run.get(&name).copied().unwrap_or(0),
                     name,
                 }
             })

@@ -72,6 +72,8 @@ struct Inner {
     host: Host,
     sched: Mutex<sched::Sched>,
     blobs: blobs::BlobStore,
+    /// Functions whose every call is memoized.
+    memoized: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Service {
@@ -117,8 +119,15 @@ impl Service {
             config.max_blob_bytes,
             config.max_store_bytes,
         )?;
+        let memoized = store
+            .functions()?
+            .into_iter()
+            .filter(|f| f.memoize)
+            .map(|f| f.id)
+            .collect();
         let service = Service {
             inner: Arc::new(Inner {
+                memoized: Mutex::new(memoized),
                 blobs,
                 config,
                 store,

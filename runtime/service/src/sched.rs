@@ -51,6 +51,8 @@ pub(crate) struct Sched {
     pub(crate) dependents: HashMap<String, Vec<String>>,
     /// Waiting task id → producers not finished yet.
     pub(crate) missing: HashMap<String, usize>,
+    /// Outcomes reported by each endpoint name's sessions.
+    pub(crate) tasks_run: HashMap<String, u64>,
 }
 
 pub(crate) fn info(t: &TaskRecord) -> TaskInfo {
@@ -71,6 +73,8 @@ pub(crate) fn info(t: &TaskRecord) -> TaskInfo {
             .clone()
             .map(|(kind, message)| TaskError { kind, message }),
         depends_on: t.deps.clone(),
+        cache_hit: t.cache_hit,
+        attempts: t.attempts,
     }
 }
 

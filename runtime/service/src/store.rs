@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 /// A task as stored: everything needed to run it again after a restart.
@@ -34,6 +34,20 @@ pub struct TaskRecord {
     /// producer succeeds and they become `args`.
     #[serde(default)]
     pub pending_args: Option<String>,
+    /// blake3 of function, export and arguments, when the result is memoized.
+    #[serde(default)]
+    pub memo_key: Option<String>,
+    /// The result came from the memo.
+    #[serde(default)]
+    pub cache_hit: bool,
+    /// Runs allowed after the first, for failures of the kinds in `retry_on`.
+    #[serde(default)]
+    pub retries: u32,
+    #[serde(default)]
+    pub retry_on: Vec<String>,
+    /// Runs after the first so far.
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 /// What the service remembers about a registered function besides its bytes.
@@ -44,6 +58,9 @@ pub struct FunctionRecord {
     pub exports: Vec<(String, String)>,
     pub imports: Vec<String>,
     pub registered_at_ms: i64,
+    /// Every call is memoized.
+    #[serde(default)]
+    pub memoize: bool,
 }
 
 /// The service's durable state. Every method is one transaction.
@@ -59,6 +76,13 @@ pub trait Store: Send + Sync + 'static {
     fn tasks(&self) -> anyhow::Result<Vec<TaskRecord>>;
     fn put_endpoint(&self, name: &str) -> anyhow::Result<()>;
     fn endpoints(&self) -> anyhow::Result<Vec<String>>;
+    /// Turns memoization of every call of a function on or off.
+    fn set_memoize(&self, id: &str, on: bool) -> anyhow::Result<Option<FunctionRecord>>;
+    /// A memoized result.
+    fn memo(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>>;
+    fn put_memo(&self, key: &str, result: &[u8]) -> anyhow::Result<()>;
+    /// Forgets every memoized result; returns how many there were.
+    fn clear_memo(&self) -> anyhow::Result<u64>;
     /// Pins or unpins a blob: pinned blobs survive `gc`.
     fn pin_blob(&self, hash: &str, pinned: bool) -> anyhow::Result<()>;
     fn pinned_blobs(&self) -> anyhow::Result<Vec<String>>;
@@ -69,6 +93,7 @@ const FUNCTION_BYTES: TableDefinition<&str, &[u8]> = TableDefinition::new("funct
 const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
 const ENDPOINTS: TableDefinition<&str, ()> = TableDefinition::new("endpoints");
 const PINS: TableDefinition<&str, ()> = TableDefinition::new("pinned_blobs");
+const MEMO: TableDefinition<&str, &[u8]> = TableDefinition::new("memo");
 
 /// The embedded default: one redb file in the data directory.
 pub struct RedbStore {
@@ -88,6 +113,7 @@ impl RedbStore {
         txn.open_table(TASKS)?;
         txn.open_table(ENDPOINTS)?;
         txn.open_table(PINS)?;
+        txn.open_table(MEMO)?;
         txn.commit()?;
         Ok(RedbStore { db })
     }
@@ -185,6 +211,52 @@ impl Store for RedbStore {
         self.keys(ENDPOINTS)
     }
 
+    fn set_memoize(&self, id: &str, on: bool) -> anyhow::Result<Option<FunctionRecord>> {
+        let txn = self.db.begin_write()?;
+        let record = {
+            let mut t = txn.open_table(FUNCTIONS)?;
+            let Some(mut record): Option<FunctionRecord> = t
+                .get(id)?
+                .map(|v| rmp_serde::from_slice(v.value()))
+                .transpose()
+                .context("decoding a stored record")?
+            else {
+                return Ok(None);
+            };
+            record.memoize = on;
+            let meta = rmp_serde::to_vec(&record)?;
+            t.insert(id, meta.as_slice())?;
+            record
+        };
+        txn.commit()?;
+        Ok(Some(record))
+    }
+
+    fn memo(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(MEMO)?;
+        Ok(t.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    fn put_memo(&self, key: &str, result: &[u8]) -> anyhow::Result<()> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(MEMO)?.insert(key, result)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn clear_memo(&self) -> anyhow::Result<u64> {
+        let txn = self.db.begin_write()?;
+        let n = {
+            let mut t = txn.open_table(MEMO)?;
+            let n = t.len()?;
+            t.retain(|_, _| false)?;
+            n
+        };
+        txn.commit()?;
+        Ok(n)
+    }
+
     fn pin_blob(&self, hash: &str, pinned: bool) -> anyhow::Result<()> {
         let txn = self.db.begin_write()?;
         {
@@ -235,6 +307,11 @@ mod tests {
             requires: vec!["gpu".into()],
             deps: vec![],
             pending_args: None,
+            memo_key: None,
+            cache_hit: false,
+            retries: 0,
+            retry_on: vec![],
+            attempts: 0,
         }
     }
 
@@ -251,6 +328,7 @@ mod tests {
                 exports: vec![("pi".into(), "func()".into())],
                 imports: vec![],
                 registered_at_ms: 7,
+                memoize: false,
             };
             s.put_function(&f, b"abc").unwrap();
             s.put_endpoint("local").unwrap();
@@ -266,5 +344,12 @@ mod tests {
         assert_eq!(s.endpoints().unwrap(), vec!["local".to_owned()]);
         assert!(s.task("zz").unwrap().is_none());
         assert_eq!(s.pinned_blobs().unwrap(), vec!["b2".to_owned()]);
+        s.put_memo("k", b"r").unwrap();
+        assert_eq!(s.memo("k").unwrap().unwrap(), b"r");
+        assert!(s.set_memoize("f", true).unwrap().unwrap().memoize);
+        assert!(s.function("f").unwrap().unwrap().memoize);
+        assert!(s.set_memoize("zz", true).unwrap().is_none());
+        assert_eq!(s.clear_memo().unwrap(), 1);
+        assert!(s.memo("k").unwrap().is_none());
     }
 }
