@@ -445,3 +445,59 @@ async fn retries_rerun_what_may_be_retried_and_lost_endpoints_lose_nothing() {
         assert_eq!(t.await.unwrap(), i as i64);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipeline_runs_across_two_endpoints_and_only_the_summary_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _service = serve(&dir.path().join("data"), port);
+    let _a = endpoint(port, "maker", &dir.path().join("a"), 1);
+    let _b = endpoint(port, "cruncher", &dir.path().join("b"), 1);
+    ready(port, "maker", 1).await;
+    let client = ready(port, "cruncher", 1).await;
+    let url = format!("http://127.0.0.1:{port}");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "--service",
+            &url,
+            "demo",
+            "pipeline",
+            "--generate-on",
+            "maker",
+            "--cluster-on",
+            "cruncher",
+            "--points",
+            "30000",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("30000 points in 7 clusters"), "{text}");
+    let last = text
+        .split("`ferry graph ")
+        .nth(1)
+        .and_then(|t| t.split('`').next())
+        .unwrap();
+    let summary = client.task(last).await.unwrap();
+    assert_eq!(summary.export, "summarise");
+    assert_eq!(summary.endpoint, "maker");
+    let cluster = client.task(&summary.depends_on[0]).await.unwrap();
+    assert_eq!(
+        (cluster.export.as_str(), cluster.endpoint.as_str()),
+        ("cluster", "cruncher")
+    );
+    let generate = client.task(&cluster.depends_on[0]).await.unwrap();
+    assert_eq!(generate.export, "generate");
+    let sizes: Vec<u64> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("center "))
+        .map(|l| l.split_whitespace().rev().nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(sizes.len(), 7);
+    assert_eq!(sizes.iter().sum::<u64>(), 30_000);
+}

@@ -83,6 +83,19 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
     },
+    /// Dependency edges resolved in the service: a chain of tasks each
+    /// taking the last one's result, against the client driving the chain;
+    /// and a fan-in.
+    Dataflow {
+        /// The `dataflow-probe` component (default: build it from this checkout).
+        #[arg(long)]
+        component: Option<PathBuf>,
+        /// Links of the chain, and leaves of the fan-in.
+        #[arg(long, default_value_t = 10_000)]
+        links: usize,
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+    },
     /// Monte-Carlo pi in Wasm against the same Rust compiled natively.
     Pi {
         /// The `pi` component (default: build it from this checkout).
@@ -127,6 +140,16 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         crate::blobbench::run(component, mib.max(1), runs.max(1), dir)?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let BenchCommand::Dataflow {
+        component,
+        links,
+        runs,
+    } = cmd
+    {
+        return fabric_bench("dataflow-probe", component, move |c, f| {
+            Box::pin(crate::dataflowbench::run(c, f, links.max(2), runs.max(1)))
+        });
+    }
     if let BenchCommand::Camera { component, seconds } = cmd {
         crate::camerabench::run(component, seconds.max(0.1))?;
         return Ok(ExitCode::SUCCESS);
@@ -145,6 +168,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         | BenchCommand::Rtt { .. }
         | BenchCommand::Kmeans { .. }
         | BenchCommand::Camera { .. }
+        | BenchCommand::Dataflow { .. }
         | BenchCommand::Blob { .. } => {
             unreachable!("handled above")
         }

@@ -30,6 +30,23 @@ pub enum DemoCommand {
         #[arg(long, default_value = "kmeans.png")]
         out: std::path::PathBuf,
     },
+    /// The seed's Figure 2 as one workflow: points generated on one endpoint,
+    /// clustered by kmeans on another, summarised; submitted at once, and
+    /// only the summary comes back.
+    Pipeline {
+        /// Where the points are generated and summarised.
+        #[arg(long, default_value = "local")]
+        generate_on: String,
+        /// Where kmeans runs.
+        #[arg(long, default_value = "local")]
+        cluster_on: String,
+        #[arg(long, default_value_t = 400_000)]
+        points: u32,
+        #[arg(long, default_value_t = 7)]
+        k: u32,
+        #[arg(long, default_value_t = 2016)]
+        seed: u64,
+    },
     /// A snapshot from the endpoint's camera, encoded as PNG in the
     /// function (`examples/camera-snapshot`); `ferry up` has a test-pattern
     /// camera.
@@ -60,6 +77,13 @@ pub fn run(service: &crate::fabric::ServiceArg, cmd: DemoCommand) -> anyhow::Res
             args,
             out,
         } => crate::fabric::demo_kmeans(service, endpoint, args, out),
+        DemoCommand::Pipeline {
+            generate_on,
+            cluster_on,
+            points,
+            k,
+            seed,
+        } => crate::fabric::demo_pipeline(service, &generate_on, &cluster_on, points, k, seed),
         DemoCommand::Camera {
             endpoint,
             device,

@@ -3,6 +3,7 @@
 mod bench;
 mod blobbench;
 mod camerabench;
+mod dataflowbench;
 mod demo;
 mod fabric;
 mod guests;

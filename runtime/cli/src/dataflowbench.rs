@@ -1,0 +1,85 @@
+//! `ferry bench dataflow`: what a dependency edge costs when the service
+//! resolves the graph, against the client doing the same chain itself.
+
+use std::time::Instant;
+
+use ferry_client::{Client, Graph};
+
+use crate::bench::median;
+
+pub async fn run(client: &Client, f: &str, links: usize, runs: u32) -> anyhow::Result<()> {
+    let mut chain = Vec::new();
+    let mut by_client = Vec::new();
+    let mut fan_in = Vec::new();
+    let client_links = (links / 10).max(10);
+    for run in 0..=runs {
+        // A chain resolved in the service: one request, then one result.
+        let start = Instant::now();
+        let mut g = Graph::new();
+        let mut last = g.add("local", f, "add", &(0i64, 1i64))?;
+        for _ in 1..links {
+            last = g.add("local", f, "add", &(&last, 1i64))?;
+        }
+        let ids = client.submit_graph(g).await?;
+        let end: i64 = client.result(ids.last().expect("a link")).await?;
+        anyhow::ensure!(end == links as i64, "the chain summed to {end}");
+        let t_chain = start.elapsed();
+
+        // The same chain driven by the client: await each result, pass it on.
+        let start = Instant::now();
+        let mut v = 0i64;
+        for _ in 0..client_links {
+            v = client
+                .submit::<_, i64>("local", f, "add", &(v, 1i64))
+                .await?
+                .await?;
+        }
+        let t_client = start.elapsed();
+
+        // Fan-in: `links` leaves into one sum, submitted as one graph.
+        let start = Instant::now();
+        let mut g = Graph::new();
+        let leaves: Vec<_> = (0..links as i64)
+            .map(|i| g.add("local", f, "add", &(i, 0i64)))
+            .collect::<Result<_, _>>()?;
+        g.add("local", f, "sum", &(leaves,))?;
+        let ids = client.submit_graph(g).await?;
+        let total: i64 = client.result(ids.last().expect("the sum")).await?;
+        let n = links as i64;
+        anyhow::ensure!(total == n * (n - 1) / 2, "the fan-in summed to {total}");
+        let t_fan = start.elapsed();
+        if run > 0 {
+            chain.push(t_chain / links as u32);
+            by_client.push(t_client / client_links as u32);
+            fan_in.push(t_fan);
+        }
+    }
+    let (chain, by_client, fan_in) = (median(chain), median(by_client), median(fan_in));
+    println!("## ferry bench dataflow");
+    println!();
+    println!(
+        "`dataflow-probe` `add` tasks through a service and one endpoint in this process on loopback; medians of {runs} runs"
+    );
+    println!();
+    println!("| measure | median |");
+    println!("|---|---|");
+    println!(
+        "| chain of {links} tasks, each taking the last one's result, resolved in the service: per link | {:.3} ms |",
+        chain.as_secs_f64() * 1e3
+    );
+    println!(
+        "| the same chain driven by the client (submit, await, pass on; {client_links} links): per link | {:.3} ms |",
+        by_client.as_secs_f64() * 1e3
+    );
+    println!(
+        "| fan-in: {links} leaves into one `sum`, one graph: whole | {:.3} s ({:.0} tasks/s) |",
+        fan_in.as_secs_f64(),
+        (links + 1) as f64 / fan_in.as_secs_f64()
+    );
+    println!();
+    println!(
+        "a service-side edge costs {:.2}× a client round trip",
+        chain.as_secs_f64() / by_client.as_secs_f64()
+    );
+    Ok(())
+}
