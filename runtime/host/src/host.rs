@@ -278,7 +278,36 @@ fn build_engine(config: &HostConfig) -> Result<(Engine, bool), Error> {
         .wasm_simd(true)
         .consume_fuel(config.fuel)
         .cranelift_opt_level(OptLevel::Speed);
-    if config.pooling {
+    // A 64-bit host reserves 4 GiB (plus guards) of address space per linear
+    // memory, pooled or not. Small boards, 39-bit address spaces and
+    // `ulimit -v` may not have it.
+    const SLOT: u64 = (4 << 30) + (64 << 20);
+    let mut pooling = config.pooling;
+    if pooling {
+        let need = u64::from(config.max_instances.max(1)) * SLOT;
+        if !reservable(need + need / 4) {
+            eprintln!(
+                "ferry-host: the pooling allocator needs {} GiB of address space for {} instances and this process cannot reserve it{}; using on-demand allocation",
+                need >> 30,
+                config.max_instances.max(1),
+                address_limit()
+            );
+            pooling = false;
+        }
+    }
+    if !pooling && !reservable(4 * SLOT) {
+        // Too little even for a few 4 GiB reservations: memories are
+        // reserved as they grow and bounds-checked, so any size fits.
+        eprintln!(
+            "ferry-host: little address space here{}; linear memories are reserved as they grow (bounds-checked, somewhat slower)",
+            address_limit()
+        );
+        c.memory_reservation(0)
+            .memory_guard_size(64 << 10)
+            .memory_reservation_for_growth(16 << 20)
+            .memory_may_move(true);
+    }
+    if pooling {
         let n = config.max_instances.max(1);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(n)
@@ -318,6 +347,54 @@ fn build_engine(config: &HostConfig) -> Result<(Engine, bool), Error> {
     let engine =
         Engine::new(&c).map_err(|e| Error::Internal(format!("creating the engine: {e:#}")))?;
     Ok((engine, false))
+}
+
+/// Whether `bytes` of address space can be reserved (and released) now.
+#[cfg(unix)]
+fn reservable(bytes: u64) -> bool {
+    let Ok(len) = usize::try_from(bytes) else {
+        return false;
+    };
+    // SAFETY: an anonymous PROT_NONE mapping that nothing touches, unmapped
+    // at once.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return false;
+        }
+        libc::munmap(p, len);
+    }
+    true
+}
+
+#[cfg(not(unix))]
+fn reservable(_bytes: u64) -> bool {
+    true
+}
+
+/// ` (ulimit -v: N MiB)` when the address space is limited.
+fn address_limit() -> String {
+    #[cfg(unix)]
+    {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit fills the struct it is given.
+        if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut r) } == 0
+            && r.rlim_cur != libc::RLIM_INFINITY
+        {
+            return format!(" (ulimit -v: {} MiB)", r.rlim_cur >> 20);
+        }
+    }
+    String::new()
 }
 
 /// Hashes everything that makes a compiled artifact usable by this engine.
