@@ -180,17 +180,24 @@ impl Service {
                 _ => return Ok(None),
             }
         };
+        self.conclude(&rec)?;
+        Ok(Some(rec))
+    }
+
+    /// Stores a task's final record, then takes it out of the scheduler and
+    /// tells its watchers; the caller settles its dependents.
+    pub(crate) fn conclude(&self, rec: &TaskRecord) -> Result<(), Status> {
         self.inner
             .store
-            .put_tasks(std::slice::from_ref(&rec))
+            .put_tasks(std::slice::from_ref(rec))
             .map_err(internal)?;
         let mut s = self.sched();
-        s.missing.remove(id);
-        if s.tasks.remove(id).is_some() {
+        s.missing.remove(&rec.id);
+        if s.tasks.remove(&rec.id).is_some() {
             *s.finished.entry(rec.state).or_default() += 1;
-            s.notify(&rec);
+            s.notify(rec);
         }
-        Ok(Some(rec))
+        Ok(())
     }
 
     /// Fills in a waiting task's arguments from its producers' results and
@@ -246,15 +253,7 @@ impl Service {
         let memoize = rec.memo_key.is_some();
         self.memo_lookup(&mut rec, memoize)?;
         if rec.cache_hit {
-            self.inner
-                .store
-                .put_tasks(std::slice::from_ref(&rec))
-                .map_err(internal)?;
-            let mut s = self.sched();
-            s.missing.remove(id);
-            s.tasks.remove(id);
-            *s.finished.entry(rec.state).or_default() += 1;
-            s.notify(&rec);
+            self.conclude(&rec)?;
             // Its dependents are settled like those of any finished task.
             return Ok(Err(rec));
         }

@@ -713,18 +713,7 @@ impl tasks_server::Tasks for Service {
             }
             rec
         };
-        self.inner
-            .store
-            .put_tasks(std::slice::from_ref(&rec))
-            .map_err(internal)?;
-        {
-            let mut s = self.sched();
-            s.missing.remove(&id);
-            if s.tasks.remove(&id).is_some() {
-                *s.finished.entry(rec.state).or_default() += 1;
-                s.notify(&rec);
-            }
-        }
+        self.conclude(&rec)?;
         self.settle(vec![rec.clone()])?;
         Ok(Response::new(info(&rec)))
     }
