@@ -138,37 +138,7 @@ pub struct ServeArgs {
 #[derive(clap::Subcommand)]
 pub enum EndpointCommand {
     /// Dial the service and run its tasks until stopped.
-    Start {
-        /// Service URL (overrides the config file).
-        #[arg(long, env = "FERRY_SERVICE")]
-        service: Option<String>,
-        /// Endpoint name (overrides the config file).
-        #[arg(long)]
-        name: Option<String>,
-        /// A TOML config: name, service, concurrency, cache_dir, gpu, [limits].
-        #[arg(long)]
-        config: Option<PathBuf>,
-        #[arg(long)]
-        concurrency: Option<u32>,
-        /// Compiled-component cache (default: the user cache dir).
-        #[arg(long)]
-        cache_dir: Option<PathBuf>,
-        /// The GPU lent to tasks: `auto`, `none`, or part of an adapter's name.
-        #[arg(long)]
-        gpu: Option<String>,
-        /// Most bytes of fetched and written blobs kept in the cache.
-        #[arg(long, value_parser = crate::local::parse_bytes_arg)]
-        blob_cache: Option<u64>,
-        /// The service's blob store (`DATA_DIR/blobs`), when this machine can
-        /// read it: blobs there are used in place instead of fetched.
-        #[arg(long)]
-        shared_blob_store: Option<PathBuf>,
-        /// A camera granted to every function: `[NAME=]test-pattern[:WxH][@FPS]`,
-        /// `[NAME=]replay:DIR[@FPS]` or `[NAME=]v4l2:/dev/videoN[:WxH]`;
-        /// repeatable (grants per function: `[[cameras]]` in the config).
-        #[arg(long = "camera", value_name = "SPEC", value_parser = crate::local::parse_camera_arg)]
-        cameras: Vec<ferry_endpoint::CameraConfig>,
-    },
+    Start(ferry_endpoint::StartArgs),
 }
 
 #[derive(clap::Subcommand)]
@@ -535,55 +505,9 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn endpoint(cmd: EndpointCommand) -> anyhow::Result<ExitCode> {
-    let EndpointCommand::Start {
-        service,
-        name,
-        config,
-        concurrency,
-        cache_dir,
-        gpu,
-        blob_cache,
-        shared_blob_store,
-        cameras,
-    } = cmd;
-    let mut c = match &config {
-        Some(path) => EndpointConfig::from_file(path)?,
-        None => {
-            let name = name
-                .clone()
-                .context("an endpoint needs --name (or a --config with a name)")?;
-            EndpointConfig::new(name, DEFAULT_SERVICE)
-        }
-    };
-    if let Some(s) = service {
-        c.service = s;
-    }
-    if let Some(n) = name {
-        c.name = n;
-    }
-    if let Some(n) = concurrency {
-        c.concurrency = n.max(1);
-    }
-    if let Some(g) = gpu {
-        c.gpu = g.parse()?;
-    }
-    if let Some(b) = blob_cache {
-        c.blob_cache = b;
-    }
-    if let Some(s) = shared_blob_store {
-        c.shared_blob_store = Some(s);
-    }
-    for cam in cameras {
-        anyhow::ensure!(
-            !c.cameras.iter().any(|o| o.name == cam.name),
-            "two cameras named {}",
-            cam.name
-        );
-        c.cameras.push(cam);
-    }
-    if let Some(d) = cache_dir {
-        c.cache_dir = Some(d);
-    } else if c.cache_dir.is_none() {
+    let EndpointCommand::Start(args) = cmd;
+    let mut c = args.into_config(DEFAULT_SERVICE)?;
+    if c.cache_dir.is_none() {
         c.cache_dir = crate::local::default_cache_dir();
     }
     eprintln!(

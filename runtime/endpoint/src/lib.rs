@@ -6,9 +6,13 @@
 //! streams results back in batches. A broken stream is redialled with backoff;
 //! the service has already requeued whatever was in flight.
 
+#[cfg(feature = "cli")]
+mod args;
 mod blobs;
 mod cameras;
 
+#[cfg(feature = "cli")]
+pub use args::StartArgs;
 pub use cameras::{CameraConfig, Source as CameraSource};
 
 use std::collections::HashMap;

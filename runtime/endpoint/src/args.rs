@@ -1,0 +1,88 @@
+//! The command line of an endpoint, shared by `ferry endpoint start` and
+//! `ferry-endpoint`: a config file, and flags that override it.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::{CameraConfig, EndpointConfig};
+
+/// Dial the service and run its tasks until stopped.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StartArgs {
+    /// A TOML config: name, service, concurrency, cache_dir, gpu, cameras,
+    /// mounts, [limits].
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Service URL (overrides the config file).
+    #[arg(long, env = "FERRY_SERVICE")]
+    pub service: Option<String>,
+    /// Endpoint name (overrides the config file).
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub concurrency: Option<u32>,
+    /// Compiled components and fetched blobs.
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// The GPU lent to tasks: `auto`, `none`, or part of an adapter's name.
+    #[arg(long)]
+    pub gpu: Option<String>,
+    /// Most bytes of fetched and written blobs kept in the cache.
+    #[arg(long, value_parser = |s: &str| ferry_host::parse_bytes(s).map_err(|e| e.to_string()))]
+    pub blob_cache: Option<u64>,
+    /// The service's blob store (`DATA_DIR/blobs`), when this machine can
+    /// read it: blobs there are used in place instead of fetched.
+    #[arg(long)]
+    pub shared_blob_store: Option<PathBuf>,
+    /// A camera granted to every function: `[NAME=]test-pattern[:WxH][@FPS]`,
+    /// `[NAME=]replay:DIR[@FPS]` or `[NAME=]v4l2:/dev/videoN[:WxH]`;
+    /// repeatable (grants per function: `[[cameras]]` in the config).
+    #[arg(long = "camera", value_name = "SPEC", value_parser = |s: &str| CameraConfig::from_spec(s).map_err(|e| format!("{e:#}")))]
+    pub cameras: Vec<CameraConfig>,
+}
+
+impl StartArgs {
+    /// The config file (or defaults for `--name`), with the flags applied.
+    pub fn into_config(self, default_service: &str) -> anyhow::Result<EndpointConfig> {
+        let mut c = match &self.config {
+            Some(path) => EndpointConfig::from_file(path)?,
+            None => EndpointConfig::new(
+                self.name
+                    .clone()
+                    .context("an endpoint needs --name (or a --config with a name)")?,
+                default_service,
+            ),
+        };
+        if let Some(s) = self.service {
+            c.service = s;
+        }
+        if let Some(n) = self.name {
+            c.name = n;
+        }
+        if let Some(n) = self.concurrency {
+            c.concurrency = n.max(1);
+        }
+        if let Some(d) = self.cache_dir {
+            c.cache_dir = Some(d);
+        }
+        if let Some(g) = self.gpu {
+            c.gpu = g.parse()?;
+        }
+        if let Some(b) = self.blob_cache {
+            c.blob_cache = b;
+        }
+        if let Some(s) = self.shared_blob_store {
+            c.shared_blob_store = Some(s);
+        }
+        for cam in self.cameras {
+            anyhow::ensure!(
+                !c.cameras.iter().any(|o| o.name == cam.name),
+                "two cameras named {}",
+                cam.name
+            );
+            c.cameras.push(cam);
+        }
+        Ok(c)
+    }
+}
