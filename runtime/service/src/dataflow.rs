@@ -210,10 +210,11 @@ impl Service {
         if state(&rec) != TaskState::WaitingForDependencies {
             return Ok(Ok(()));
         }
+        // A task cancelled meanwhile is no longer waiting: nothing to end.
         let fail = |message: String| -> Result<Result<(), TaskRecord>, Status> {
-            Ok(Err(self
+            Ok(self
                 .end_waiting(id, TaskState::Failed, ("dependency".into(), message))?
-                .expect("still waiting")))
+                .map_or(Ok(()), Err))
         };
         let mut results = HashMap::new();
         for d in &rec.deps {

@@ -177,6 +177,12 @@ pub(crate) fn convert(
     height: Option<u32>,
     format: Option<PixelFormat>,
 ) -> Result<Frame, String> {
+    if frame.width == 0 || frame.height == 0 {
+        return Err(format!(
+            "the device gave an empty {}x{} frame",
+            frame.width, frame.height
+        ));
+    }
     let format = format.unwrap_or(frame.format);
     // Only the height or only the width: keep the aspect ratio.
     let (width, height) = match (width, height) {
@@ -269,5 +275,8 @@ mod tests {
         let f = frame(4, 4, PixelFormat::Yuyv, vec![0; 7]);
         let e = convert(&f, Some(2), Some(2), Some(PixelFormat::Rgb8)).unwrap_err();
         assert!(e.contains("needs 32 bytes, the device gave 7"), "{e}");
+        let empty = frame(0, 4, PixelFormat::Rgb8, vec![]);
+        let e = convert(&empty, Some(2), Some(2), None).unwrap_err();
+        assert!(e.contains("empty 0x4 frame"), "{e}");
     }
 }
