@@ -1,5 +1,6 @@
 //! `ferry bench dataflow`: what a dependency edge costs when the service
-//! resolves the graph, against the client doing the same chain itself.
+//! resolves the graph, against the client doing the same chain itself; and
+//! graphs that fan in and fan out.
 
 use std::time::Instant;
 
@@ -11,6 +12,7 @@ pub async fn run(client: &Client, f: &str, links: usize, runs: u32) -> anyhow::R
     let mut chain = Vec::new();
     let mut by_client = Vec::new();
     let mut fan_in = Vec::new();
+    let mut fan_out = Vec::new();
     let client_links = (links / 10).max(10);
     for run in 0..=runs {
         // A chain resolved in the service: one request, then one result.
@@ -48,13 +50,31 @@ pub async fn run(client: &Client, f: &str, links: usize, runs: u32) -> anyhow::R
         let n = links as i64;
         anyhow::ensure!(total == n * (n - 1) / 2, "the fan-in summed to {total}");
         let t_fan = start.elapsed();
+
+        // Fan-out: one producer feeds `links` consumers, which are summed.
+        let start = Instant::now();
+        let mut g = Graph::new();
+        let root = g.add("local", f, "add", &(1i64, 0i64))?;
+        let branches: Vec<_> = (0..links as i64)
+            .map(|i| g.add("local", f, "add", &(&root, i)))
+            .collect::<Result<_, _>>()?;
+        g.add("local", f, "sum", &(branches,))?;
+        let ids = client.submit_graph(g).await?;
+        let total: i64 = client.result(ids.last().expect("the sum")).await?;
+        anyhow::ensure!(
+            total == n + n * (n - 1) / 2,
+            "the fan-out summed to {total}"
+        );
+        let t_out = start.elapsed();
         if run > 0 {
+            fan_out.push(t_out);
             chain.push(t_chain / links as u32);
             by_client.push(t_client / client_links as u32);
             fan_in.push(t_fan);
         }
     }
-    let (chain, by_client, fan_in) = (median(chain), median(by_client), median(fan_in));
+    let (chain, by_client) = (median(chain), median(by_client));
+    let (fan_in, fan_out) = (median(fan_in), median(fan_out));
     println!("## ferry bench dataflow");
     println!();
     println!(
@@ -75,6 +95,11 @@ pub async fn run(client: &Client, f: &str, links: usize, runs: u32) -> anyhow::R
         "| fan-in: {links} leaves into one `sum`, one graph: whole | {:.3} s ({:.0} tasks/s) |",
         fan_in.as_secs_f64(),
         (links + 1) as f64 / fan_in.as_secs_f64()
+    );
+    println!(
+        "| fan-out: one task into {links} consumers, then one `sum`: whole | {:.3} s ({:.0} tasks/s) |",
+        fan_out.as_secs_f64(),
+        (links + 2) as f64 / fan_out.as_secs_f64()
     );
     println!();
     println!(

@@ -89,17 +89,24 @@ impl Service {
                 return Ok(());
             }
         }
-        if missing == 0
-            && let Err(failed) = self.resolve(id)?
-        {
-            self.settle(vec![failed])?;
+        if missing == 0 {
+            match self.resolve(id)? {
+                Resolved::Queue(rec) => self.queue(vec![rec])?,
+                Resolved::Ended(rec) => self.settle(vec![rec])?,
+                Resolved::Gone => {}
+            }
         }
         Ok(())
     }
 
     /// Passes finished tasks on to the tasks waiting for them, down the graph.
+    ///
+    /// The tasks this makes ready are stored in one commit, then queued: one
+    /// producer feeding ten thousand consumers costs one fsync, not ten
+    /// thousand.
     pub(crate) fn settle(&self, done: Vec<TaskRecord>) -> Result<(), Status> {
         let mut work: VecDeque<TaskRecord> = done.into();
+        let mut queued = Vec::new();
         while let Some(d) = work.pop_front() {
             let consumers = self.sched().dependents.remove(&d.id).unwrap_or_default();
             if consumers.is_empty() {
@@ -127,10 +134,48 @@ impl Service {
                     .collect()
             };
             for c in ready {
-                if let Err(failed) = self.resolve(&c)? {
-                    work.push_back(failed);
+                match self.resolve(&c)? {
+                    Resolved::Queue(rec) => queued.push(rec),
+                    Resolved::Ended(rec) => work.push_back(rec),
+                    Resolved::Gone => {}
                 }
             }
+        }
+        self.queue(queued)
+    }
+
+    /// Stores resolved tasks, in one commit, and queues those still waiting
+    /// (one cancelled meanwhile stays cancelled).
+    fn queue(&self, mut ready: Vec<TaskRecord>) -> Result<(), Status> {
+        if ready.is_empty() {
+            return Ok(());
+        }
+        let at = now_ms();
+        for rec in &mut ready {
+            set_state(rec, TaskState::WaitingForEndpoint, at);
+        }
+        self.inner.store.put_tasks(&ready).map_err(internal)?;
+        let mut s = self.sched();
+        let mut endpoints = Vec::new();
+        for rec in ready {
+            let id = rec.id.clone();
+            if !matches!(s.tasks.get(&id), Some(t) if state(t) == TaskState::WaitingForDependencies)
+            {
+                continue;
+            }
+            s.missing.remove(&id);
+            s.queues
+                .entry(rec.endpoint.clone())
+                .or_default()
+                .push_back(id.clone());
+            if !endpoints.contains(&rec.endpoint) {
+                endpoints.push(rec.endpoint.clone());
+            }
+            s.notify(&rec);
+            s.tasks.insert(id, rec);
+        }
+        for endpoint in endpoints {
+            s.dispatch(&endpoint);
         }
         Ok(())
     }
@@ -200,21 +245,21 @@ impl Service {
         Ok(())
     }
 
-    /// Fills in a waiting task's arguments from its producers' results and
-    /// queues it; `Err` holds it when it ended here instead (failed because
-    /// a result does not fit, or answered from the memo).
-    fn resolve(&self, id: &str) -> Result<Result<(), TaskRecord>, Status> {
+    /// Fills in a waiting task's arguments from its producers' results, for
+    /// [`queue`](Self::queue); or ends it here (failed because a result does
+    /// not fit, or answered from the memo).
+    fn resolve(&self, id: &str) -> Result<Resolved, Status> {
         let Some(mut rec) = self.sched().tasks.get(id).cloned() else {
-            return Ok(Ok(()));
+            return Ok(Resolved::Gone);
         };
         if state(&rec) != TaskState::WaitingForDependencies {
-            return Ok(Ok(()));
+            return Ok(Resolved::Gone);
         }
         // A task cancelled meanwhile is no longer waiting: nothing to end.
-        let fail = |message: String| -> Result<Result<(), TaskRecord>, Status> {
+        let fail = |message: String| -> Result<Resolved, Status> {
             Ok(self
                 .end_waiting(id, TaskState::Failed, ("dependency".into(), message))?
-                .map_or(Ok(()), Err))
+                .map_or(Resolved::Gone, Resolved::Ended))
         };
         let mut results = HashMap::new();
         for d in &rec.deps {
@@ -256,23 +301,19 @@ impl Service {
         if rec.cache_hit {
             self.conclude(&rec)?;
             // Its dependents are settled like those of any finished task.
-            return Ok(Err(rec));
+            return Ok(Resolved::Ended(rec));
         }
-        set_state(&mut rec, TaskState::WaitingForEndpoint, now_ms());
-        self.inner
-            .store
-            .put_tasks(std::slice::from_ref(&rec))
-            .map_err(internal)?;
-        let mut s = self.sched();
-        s.missing.remove(id);
-        let endpoint = rec.endpoint.clone();
-        s.queues
-            .entry(endpoint.clone())
-            .or_default()
-            .push_back(id.to_owned());
-        s.notify(&rec);
-        s.tasks.insert(id.to_owned(), rec);
-        s.dispatch(&endpoint);
-        Ok(Ok(()))
+        Ok(Resolved::Queue(rec))
     }
+}
+
+/// What resolving a waiting task came to.
+enum Resolved {
+    /// Its arguments are filled in: store it and queue it.
+    Queue(TaskRecord),
+    /// It ended here (failed, or answered from the memo): settle its
+    /// dependents.
+    Ended(TaskRecord),
+    /// It is no longer waiting.
+    Gone,
 }
