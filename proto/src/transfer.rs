@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::io::AsyncWriteExt;
 use tonic::transport::Channel;
 
 use crate::v1::{BlobChunk, BlobInfo, GetBlobRequest, blobs_client::BlobsClient};
@@ -95,6 +94,111 @@ pub async fn hash_file(path: &Path) -> Result<(blake3::Hash, u64), TransferError
     .map_err(|e| file(path)(std::io::Error::other(e)))?
     .map_err(file(path))
 }
+
+/// Hashes and writes a stream of chunks on a blocking thread, so that
+/// receiving the next chunk overlaps with hashing and writing this one.
+///
+/// With [`Durability::Synced`], writeback of what is written is started
+/// every few MiB (Linux), so the closing fsync waits for the tail of the file
+/// rather than all of it.
+pub struct Sink {
+    tx: Option<tokio::sync::mpsc::Sender<Vec<u8>>>,
+    done: Option<tokio::task::JoinHandle<std::io::Result<(blake3::Hash, u64)>>>,
+    ended: Option<std::io::Result<(blake3::Hash, u64)>>,
+}
+
+/// Bytes between two starts of writeback for a synced sink.
+const WRITEBACK: u64 = 16 << 20;
+
+impl Sink {
+    /// A sink into `file` (or, with `None`, one that only hashes).
+    pub fn new(file: Option<std::fs::File>, durability: Durability) -> Sink {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+        let done = tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut file = file;
+            let mut hasher = blake3::Hasher::new();
+            let (mut written, mut flushed) = (0u64, 0u64);
+            while let Some(data) = rx.blocking_recv() {
+                hasher.update(&data);
+                if let Some(f) = &mut file {
+                    f.write_all(&data)?;
+                }
+                written += data.len() as u64;
+                if durability == Durability::Synced && written - flushed >= WRITEBACK {
+                    if let Some(f) = &file {
+                        start_writeback(f, flushed, written - flushed);
+                    }
+                    flushed = written;
+                }
+            }
+            if let Some(f) = &file
+                && durability == Durability::Synced
+            {
+                f.sync_all()?;
+            }
+            Ok((hasher.finalize(), written))
+        });
+        Sink {
+            tx: Some(tx),
+            done: Some(done),
+            ended: None,
+        }
+    }
+
+    /// Queues `data`; fails with the writer's error once it has stopped.
+    pub async fn write(&mut self, data: Vec<u8>) -> std::io::Result<()> {
+        if let Some(tx) = &self.tx
+            && tx.send(data).await.is_ok()
+        {
+            return Ok(());
+        }
+        self.tx = None;
+        Err(self
+            .outcome()
+            .await
+            .err()
+            .unwrap_or_else(|| std::io::Error::other("the sink stopped before its input ended")))
+    }
+
+    /// Waits for every queued chunk to be written (and synced, if asked);
+    /// returns the hash and length of all of them.
+    pub async fn finish(mut self) -> std::io::Result<(blake3::Hash, u64)> {
+        self.tx = None;
+        self.outcome().await
+    }
+
+    /// The writer's result, awaited once and kept.
+    async fn outcome(&mut self) -> std::io::Result<(blake3::Hash, u64)> {
+        if let Some(done) = self.done.take() {
+            self.ended = Some(done.await.map_err(std::io::Error::other).and_then(|r| r));
+        }
+        match self.ended.as_ref().expect("awaited above") {
+            Ok(v) => Ok(*v),
+            Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+        }
+    }
+}
+
+/// Asks the kernel to start writing `len` bytes at `offset` to the disk,
+/// without waiting for them.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid open descriptor and plain integers; the call only
+    // schedules I/O and cannot touch this process's memory.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_: &std::fs::File, _: u64, _: u64) {}
 
 /// Uploads the file at `path`, whose blake3 and size the caller knows, in
 /// chunks; memory stays at a few chunks whatever the size.
@@ -196,8 +300,8 @@ pub async fn get_file(
     ));
     let tmp = dest.with_file_name(name);
     let result = async {
-        let mut out = tokio::fs::File::create(&tmp).await.map_err(file(&tmp))?;
-        let mut hasher = blake3::Hasher::new();
+        let out = std::fs::File::create(&tmp).map_err(file(&tmp))?;
+        let mut sink = Sink::new(Some(out), durability);
         let mut got = 0u64;
         while let Some(chunk) = stream.message().await? {
             got += chunk.data.len() as u64;
@@ -208,10 +312,10 @@ pub async fn get_file(
                     got,
                 });
             }
-            hasher.update(&chunk.data);
-            out.write_all(&chunk.data).await.map_err(file(&tmp))?;
+            let n = chunk.data.len() as u64;
+            sink.write(chunk.data).await.map_err(file(&tmp))?;
             if let Some(p) = &progress {
-                p.fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
+                p.fetch_add(n, Ordering::Relaxed);
             }
         }
         if let Some(expected) = size.filter(|&s| got != s) {
@@ -221,19 +325,13 @@ pub async fn get_file(
                 got,
             });
         }
-        let actual = hasher.finalize();
+        let (actual, _) = sink.finish().await.map_err(file(&tmp))?;
         if actual != expected {
             return Err(TransferError::Mismatch {
                 expected: hash.into(),
                 actual: actual.to_hex().to_string(),
             });
         }
-        if durability == Durability::Synced {
-            out.sync_all().await.map_err(file(&tmp))?;
-        } else {
-            out.flush().await.map_err(file(&tmp))?;
-        }
-        drop(out);
         tokio::fs::rename(&tmp, dest).await.map_err(file(dest))?;
         Ok(got)
     }
@@ -242,4 +340,44 @@ pub async fn get_file(
         let _ = tokio::fs::remove_file(&tmp).await;
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_sink_writes_and_hashes_what_it_is_given_and_reports_write_errors() {
+        let path = std::env::temp_dir().join(format!("ferry-sink-{}", std::process::id()));
+        let mut sink = Sink::new(
+            Some(std::fs::File::create(&path).unwrap()),
+            Durability::Synced,
+        );
+        // Past the writeback step, in pieces of uneven size.
+        let data: Vec<u8> = (0..(WRITEBACK as usize + 3_000_001))
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        for piece in data.chunks(1_000_003) {
+            sink.write(piece.to_vec()).await.unwrap();
+        }
+        let (hash, len) = sink.finish().await.unwrap();
+        assert_eq!((hash, len), (blake3::hash(&data), data.len() as u64));
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+
+        // A file opened read-only: the first write fails, and so does the next.
+        let mut sink = Sink::new(
+            Some(std::fs::File::open(&path).unwrap()),
+            Durability::Cached,
+        );
+        let mut failed = None;
+        for _ in 0..8 {
+            if let Err(e) = sink.write(vec![1; 4096]).await {
+                failed = Some(e);
+                break;
+            }
+        }
+        assert!(failed.is_some(), "writes to a read-only file succeeded");
+        assert!(sink.finish().await.is_err());
+        std::fs::remove_file(&path).unwrap();
+    }
 }

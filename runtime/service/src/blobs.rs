@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use tokio::io::AsyncWriteExt;
 use tonic::Status;
 
 /// Bytes per chunk of a blob stream.
@@ -189,12 +188,14 @@ impl BlobStore {
             std::process::id(),
             self.next.fetch_add(1, Ordering::Relaxed)
         ));
-        let mut file = if present {
+        let file = if present {
             None
         } else {
-            Some(tokio::fs::File::create(&tmp).await.map_err(io)?)
+            Some(std::fs::File::create(&tmp).map_err(io)?)
         };
-        let mut hasher = blake3::Hasher::new();
+        let stored = file.is_some();
+        let mut sink =
+            ferry_proto::transfer::Sink::new(file, ferry_proto::transfer::Durability::Synced);
         let mut received = 0u64;
         let mut chunk = Some(Ok(first));
         let result: Result<(), Status> = async {
@@ -206,10 +207,7 @@ impl BlobStore {
                         "the blob is longer than its declared {size} bytes"
                     )));
                 }
-                hasher.update(&data);
-                if let Some(f) = &mut file {
-                    f.write_all(&data).await.map_err(io)?;
-                }
+                sink.write(data).await.map_err(io)?;
                 chunk = rest.next().await;
             }
             if received != size {
@@ -217,14 +215,13 @@ impl BlobStore {
                     "the blob ended after {received} of its declared {size} bytes"
                 )));
             }
-            let actual = hasher.finalize();
+            let (actual, _) = sink.finish().await.map_err(io)?;
             if actual != hash {
                 return Err(Status::invalid_argument(format!(
                     "hash mismatch: the bytes hash to {actual}, not the declared {hash}"
                 )));
             }
-            if let Some(f) = &mut file {
-                f.sync_all().await.map_err(io)?;
+            if stored {
                 let target = self.path(&hash);
                 tokio::fs::create_dir_all(target.parent().expect("sharded"))
                     .await
@@ -236,7 +233,7 @@ impl BlobStore {
         .await;
         if result.is_err() {
             self.used.fetch_sub(reserved, Ordering::Relaxed);
-            if file.is_some() {
+            if stored {
                 let _ = tokio::fs::remove_file(&tmp).await;
             }
         }

@@ -987,26 +987,25 @@ impl blobs_server::Blobs for Service {
         &self,
         req: Request<pb::GetBlobRequest>,
     ) -> Result<Response<Self::GetStream>, Status> {
-        use tokio::io::AsyncReadExt;
         let hash = crate::blobs::parse_hash(&req.get_ref().hash)?;
         let path = self.inner.blobs.path(&hash);
-        let mut file = tokio::fs::File::open(&path)
-            .await
+        let mut file = std::fs::File::open(&path)
             .map_err(|_| Status::not_found(format!("unknown blob {hash}")))?;
-        // A small channel keeps memory flat: the file is read as the client takes it.
+        // A small channel keeps memory flat: the file is read, off the
+        // executor, as the client takes it.
         let (tx, rx) = mpsc::channel(4);
-        tokio::spawn(async move {
+        tokio::task::spawn_blocking(move || {
+            use std::io::Read;
             loop {
                 let mut data = vec![0u8; crate::blobs::CHUNK];
                 let mut filled = 0;
                 while filled < data.len() {
-                    match file.read(&mut data[filled..]).await {
+                    match file.read(&mut data[filled..]) {
                         Ok(0) => break,
                         Ok(n) => filled += n,
                         Err(e) => {
                             let _ = tx
-                                .send(Err(Status::internal(format!("reading blob: {e}"))))
-                                .await;
+                                .blocking_send(Err(Status::internal(format!("reading blob: {e}"))));
                             return;
                         }
                     }
@@ -1019,7 +1018,7 @@ impl blobs_server::Blobs for Service {
                     data,
                     ..Default::default()
                 };
-                if tx.send(Ok(chunk)).await.is_err() {
+                if tx.blocking_send(Ok(chunk)).is_err() {
                     return;
                 }
             }
