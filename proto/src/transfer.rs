@@ -103,8 +103,8 @@ pub async fn hash_file(path: &Path) -> Result<(blake3::Hash, u64), TransferError
 /// rather than all of it.
 pub struct Sink {
     tx: Option<tokio::sync::mpsc::Sender<Vec<u8>>>,
-    done: Option<tokio::task::JoinHandle<std::io::Result<(blake3::Hash, u64)>>>,
-    ended: Option<std::io::Result<(blake3::Hash, u64)>>,
+    done: Option<tokio::task::JoinHandle<std::io::Result<blake3::Hash>>>,
+    ended: Option<std::io::Result<blake3::Hash>>,
 }
 
 /// Bytes between two starts of writeback for a synced sink.
@@ -137,7 +137,7 @@ impl Sink {
             {
                 f.sync_all()?;
             }
-            Ok((hasher.finalize(), written))
+            Ok(hasher.finalize())
         });
         Sink {
             tx: Some(tx),
@@ -162,14 +162,14 @@ impl Sink {
     }
 
     /// Waits for every queued chunk to be written (and synced, if asked);
-    /// returns the hash and length of all of them.
-    pub async fn finish(mut self) -> std::io::Result<(blake3::Hash, u64)> {
+    /// returns the hash of all of them.
+    pub async fn finish(mut self) -> std::io::Result<blake3::Hash> {
         self.tx = None;
         self.outcome().await
     }
 
     /// The writer's result, awaited once and kept.
-    async fn outcome(&mut self) -> std::io::Result<(blake3::Hash, u64)> {
+    async fn outcome(&mut self) -> std::io::Result<blake3::Hash> {
         if let Some(done) = self.done.take() {
             self.ended = Some(done.await.map_err(std::io::Error::other).and_then(|r| r));
         }
@@ -200,6 +200,14 @@ fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
 #[cfg(not(target_os = "linux"))]
 fn start_writeback(_: &std::fs::File, _: u64, _: u64) {}
 
+/// The next [`CHUNK`] bytes of `f`, fewer only at its end (none past it).
+pub fn read_chunk(f: &mut impl std::io::Read) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut data = Vec::with_capacity(CHUNK);
+    f.take(CHUNK as u64).read_to_end(&mut data)?;
+    Ok(data)
+}
+
 /// Uploads the file at `path`, whose blake3 and size the caller knows, in
 /// chunks; memory stays at a few chunks whatever the size.
 pub async fn put_file(
@@ -213,19 +221,11 @@ pub async fn put_file(
     let reading = path.to_owned();
     let hash = hash.to_owned();
     let reader = tokio::task::spawn_blocking(move || {
-        use std::io::Read;
         let mut f = std::fs::File::open(&reading)?;
         let mut head = Some(hash);
         loop {
-            let mut data = vec![0u8; CHUNK];
-            let mut filled = 0;
-            while filled < data.len() {
-                match f.read(&mut data[filled..])? {
-                    0 => break,
-                    n => filled += n,
-                }
-            }
-            data.truncate(filled);
+            let data = read_chunk(&mut f)?;
+            let filled = data.len();
             // The first chunk names the blob, even when it is empty.
             let chunk = match head.take() {
                 Some(hash) => BlobChunk { hash, size, data },
@@ -325,7 +325,7 @@ pub async fn get_file(
                 got,
             });
         }
-        let (actual, _) = sink.finish().await.map_err(file(&tmp))?;
+        let actual = sink.finish().await.map_err(file(&tmp))?;
         if actual != expected {
             return Err(TransferError::Mismatch {
                 expected: hash.into(),
@@ -360,8 +360,7 @@ mod tests {
         for piece in data.chunks(1_000_003) {
             sink.write(piece.to_vec()).await.unwrap();
         }
-        let (hash, len) = sink.finish().await.unwrap();
-        assert_eq!((hash, len), (blake3::hash(&data), data.len() as u64));
+        assert_eq!(sink.finish().await.unwrap(), blake3::hash(&data));
         assert_eq!(std::fs::read(&path).unwrap(), data);
 
         // A file opened read-only: the first write fails, and so does the next.

@@ -12,9 +12,6 @@ use std::time::{Duration, SystemTime};
 
 use tonic::Status;
 
-/// Bytes per chunk of a blob stream.
-pub(crate) const CHUNK: usize = 1 << 20;
-
 pub(crate) struct BlobStore {
     dir: PathBuf,
     max_blob: u64,
@@ -215,7 +212,7 @@ impl BlobStore {
                     "the blob ended after {received} of its declared {size} bytes"
                 )));
             }
-            let (actual, _) = sink.finish().await.map_err(io)?;
+            let actual = sink.finish().await.map_err(io)?;
             if actual != hash {
                 return Err(Status::invalid_argument(format!(
                     "hash mismatch: the bytes hash to {actual}, not the declared {hash}"

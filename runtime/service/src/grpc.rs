@@ -24,7 +24,8 @@ use crate::store::{FunctionRecord, TaskRecord};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-const CHUNK: usize = 1 << 20;
+/// Bytes per message of a component or blob stream.
+use ferry_proto::transfer::CHUNK;
 
 /// What the service knows of its endpoints when it checks submissions.
 struct Known {
@@ -995,25 +996,16 @@ impl blobs_server::Blobs for Service {
         // executor, as the client takes it.
         let (tx, rx) = mpsc::channel(4);
         tokio::task::spawn_blocking(move || {
-            use std::io::Read;
             loop {
-                let mut data = vec![0u8; crate::blobs::CHUNK];
-                let mut filled = 0;
-                while filled < data.len() {
-                    match file.read(&mut data[filled..]) {
-                        Ok(0) => break,
-                        Ok(n) => filled += n,
-                        Err(e) => {
-                            let _ = tx
-                                .blocking_send(Err(Status::internal(format!("reading blob: {e}"))));
-                            return;
-                        }
+                let data = match ferry_proto::transfer::read_chunk(&mut file) {
+                    Ok(data) if data.is_empty() => return,
+                    Ok(data) => data,
+                    Err(e) => {
+                        let _ =
+                            tx.blocking_send(Err(Status::internal(format!("reading blob: {e}"))));
+                        return;
                     }
-                }
-                if filled == 0 {
-                    return;
-                }
-                data.truncate(filled);
+                };
                 let chunk = pb::BlobChunk {
                     data,
                     ..Default::default()
