@@ -7,7 +7,7 @@ mod common;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use ferry_client::{BlobRef, Client, ClientError, SubmitOptions, WitResult};
@@ -356,9 +356,25 @@ async fn the_endpoint_cache_keeps_to_its_cap_least_recently_used_first() {
         );
     }
     assert!(cached(&a) && cached(&b));
-    // a is used again, so b is the least recently used when c needs room.
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    checksum(&client, "small", &f.id, &a).await.unwrap();
+    // a is used again, so b is the least recently used when c needs room:
+    // used until the cache's clock (file times) shows it newer than b.
+    let used = |x: &BlobRef| {
+        let h = &x.hash;
+        std::fs::metadata(cache.join("blobs").join(&h[..2]).join(h))
+            .and_then(|m| m.modified())
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        checksum(&client, "small", &f.id, &a).await.unwrap();
+        if used(&a) > used(&b) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a's use never showed on the cache's clock"
+        );
+    }
     checksum(&client, "small", &f.id, &c).await.unwrap();
     assert!(cached(&a) && cached(&c), "the recently used stay");
     assert!(!cached(&b), "the least recently used went");

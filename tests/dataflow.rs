@@ -282,7 +282,21 @@ async fn a_graph_survives_a_service_killed_mid_run() {
         last = g.add("pool", &f, "slow", &(&next, 200u32)).unwrap();
     }
     let ids = client.submit_graph(g).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The kill lands once some links have finished and others have not.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while tasks_run(&client, "pool").await < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the chain made no progress"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let info = client.task(ids.last().unwrap()).await.unwrap();
+    assert_ne!(
+        info.state,
+        ferry_client::State::Succeeded as i32,
+        "the chain must still be running at the kill"
+    );
     service.kill9();
     drop(client);
     let _service = serve(&data, port);
@@ -429,6 +443,7 @@ async fn retries_rerun_what_may_be_retried_and_lost_endpoints_lose_nothing() {
     assert_eq!(client.task(&id).await.unwrap().attempts, 1);
 
     // One of two endpoints killed mid-run: every task still completes once.
+    let before = tasks_run(&client, "pool").await;
     let tasks = client
         .submit_batch_with::<_, i64>(
             "pool",
@@ -439,7 +454,14 @@ async fn retries_rerun_what_may_be_retried_and_lost_endpoints_lose_nothing() {
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while tasks_run(&client, "pool").await < before + 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no progress before the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     a.kill9();
     for (i, t) in tasks.into_iter().enumerate() {
         assert_eq!(t.await.unwrap(), i as i64);

@@ -15,39 +15,6 @@ use ferry_testkit::guest_bytes;
 mod estimate;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ten_thousand_tasks_over_two_endpoints_each_delivered_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let _service = serve(&dir.path().join("data"), port);
-    let _a = endpoint(port, "pool", &dir.path().join("a"), 2);
-    let _b = endpoint(port, "pool", &dir.path().join("b"), 2);
-    let client = ready(port, "pool", 2).await;
-
-    let noop = client.register(&guest_bytes("noop")).await.unwrap();
-    let pi = client.register(&guest_bytes("pi")).await.unwrap();
-    let noops = client
-        .submit_batch::<(), ()>("pool", &noop.id, "noop", std::iter::repeat_n((), 9_000))
-        .await
-        .unwrap();
-    let seeds: Vec<u64> = (0..1_000).collect();
-    let pis = client
-        .submit_batch::<_, f64>("pool", &pi.id, "pi", seeds.iter().map(|&s| (1_000u64, s)))
-        .await
-        .unwrap();
-    for f in noops {
-        f.await.unwrap();
-    }
-    for (seed, f) in seeds.iter().zip(pis) {
-        assert_eq!(f.await.unwrap(), estimate::pi(1_000, *seed), "seed {seed}");
-    }
-    assert_eq!(
-        count(&client, ferry_client::State::Succeeded).await,
-        10_000,
-        "each task completed once"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_killed_mid_run_resumes_every_task_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

@@ -26,12 +26,25 @@ impl Proc {
     }
 }
 
+/// A `ferry` child. Its log goes to `$FERRY_TEST_LOGS/<n>-<command>.log`
+/// when that is set (with `RUST_LOG` as given), and nowhere otherwise.
 pub fn ferry(args: &[&str]) -> Command {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    c.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    c.args(args).stdin(Stdio::null()).stdout(Stdio::null());
+    let log = std::env::var_os("FERRY_TEST_LOGS").and_then(|dir| {
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!(
+            "{}-{n}-{}.log",
+            std::process::id(),
+            args.first().unwrap_or(&"ferry")
+        );
+        std::fs::File::create(Path::new(&dir).join(name)).ok()
+    });
+    match log {
+        Some(f) => c.stderr(f),
+        None => c.stderr(Stdio::null()),
+    };
     c
 }
 

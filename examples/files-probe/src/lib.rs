@@ -39,6 +39,25 @@ impl Guest for Probe {
         }
         names("/scratch")
     }
+
+    fn mark(dir: String, tag: String) -> Result<(), String> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        for n in 0u32.. {
+            let path = format!("{dir}/{tag}.{nanos}-{n}");
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(format!("{path}: {e}")),
+            }
+        }
+        Err("no free name".into())
+    }
 }
 
 export!(Probe);

@@ -96,6 +96,22 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         runs: u32,
     },
+    /// The service's own costs: start-up on a store of finished tasks, and
+    /// registering a large component.
+    Service {
+        /// The component to pad and register (default: `kmeans`, built
+        /// from this checkout).
+        #[arg(long)]
+        component: Option<PathBuf>,
+        /// Finished tasks in the store at start-up.
+        #[arg(long, default_value_t = 1_000_000)]
+        finished: u64,
+        /// Size of the registered component in MiB.
+        #[arg(long, default_value_t = 10)]
+        mib: u64,
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+    },
     /// Monte-Carlo pi in Wasm against the same Rust compiled natively.
     Pi {
         /// The `pi` component (default: build it from this checkout).
@@ -154,6 +170,16 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         crate::camerabench::run(component, seconds.max(0.1))?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let BenchCommand::Service {
+        component,
+        finished,
+        mib,
+        runs,
+    } = cmd
+    {
+        crate::servicebench::run(component, finished, mib.max(1), runs.max(1))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if let BenchCommand::Kmeans { args, runs } = &cmd {
         crate::kmeans::bench(args, (*runs).max(1))?;
         return Ok(ExitCode::SUCCESS);
@@ -169,6 +195,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         | BenchCommand::Kmeans { .. }
         | BenchCommand::Camera { .. }
         | BenchCommand::Dataflow { .. }
+        | BenchCommand::Service { .. }
         | BenchCommand::Blob { .. } => {
             unreachable!("handled above")
         }
@@ -190,7 +217,7 @@ pub(crate) fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn fmt(d: Duration) -> String {
+pub(crate) fn fmt(d: Duration) -> String {
     let ns = d.as_nanos() as f64;
     if ns < 10_000.0 {
         format!("{:.2} µs", ns / 1e3)

@@ -16,9 +16,16 @@ pub const DEFAULT_SERVICE: &str = "http://127.0.0.1:7171";
 
 #[derive(clap::Args, Clone)]
 pub struct ServiceArg {
-    /// The ferry service to talk to.
-    #[arg(long, env = "FERRY_SERVICE", default_value = DEFAULT_SERVICE, global = true)]
-    pub service: String,
+    /// The ferry service to talk to (default: http://127.0.0.1:7171; an
+    /// endpoint's config file may name its own).
+    #[arg(long, env = "FERRY_SERVICE", global = true)]
+    pub service: Option<String>,
+}
+
+impl ServiceArg {
+    pub fn url(&self) -> &str {
+        self.service.as_deref().unwrap_or(DEFAULT_SERVICE)
+    }
 }
 
 #[derive(clap::Args)]
@@ -38,7 +45,7 @@ pub struct UpArgs {
     caps: StoreCaps,
 }
 
-/// Size caps of the service's blob store.
+/// Settings of the service, for `serve` and `up`.
 #[derive(clap::Args, Clone)]
 pub struct StoreCaps {
     /// Largest blob the service accepts.
@@ -47,6 +54,23 @@ pub struct StoreCaps {
     /// Most bytes the blob store holds (default: no cap).
     #[arg(long, env = "FERRY_MAX_STORE", value_parser = crate::local::parse_bytes_arg)]
     max_store: Option<u64>,
+    /// Serve Prometheus metrics on this address (`GET /metrics`).
+    #[arg(long, env = "FERRY_METRICS")]
+    metrics: Option<SocketAddr>,
+    /// A task lost this many times with its endpoints fails as
+    /// `endpoint-lost`.
+    #[arg(long, default_value_t = 3)]
+    max_attempts: u32,
+    /// A lease not renewed by a heartbeat for this long expires and its task
+    /// comes back.
+    #[arg(long, default_value = "30s", value_parser = crate::local::parse_duration_arg)]
+    lease_timeout: Duration,
+    /// Most tasks queued for one endpoint.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_queued: usize,
+    /// Finished tasks are kept this long, then pruned.
+    #[arg(long, default_value = "7d", value_parser = crate::local::parse_duration_arg)]
+    retention: Duration,
 }
 
 impl StoreCaps {
@@ -54,6 +78,11 @@ impl StoreCaps {
         let mut c = ServiceConfig::new(dir);
         c.max_blob_bytes = self.max_blob;
         c.max_store_bytes = self.max_store.unwrap_or(u64::MAX);
+        c.metrics = self.metrics;
+        c.rules.max_attempts = self.max_attempts.max(1);
+        c.rules.lease_timeout = self.lease_timeout;
+        c.rules.max_queued_per_endpoint = self.max_queued;
+        c.result_retention = self.retention;
         c
     }
 }
@@ -217,7 +246,7 @@ async fn with_progress<T>(
 
 pub fn blob(service: &ServiceArg, cmd: BlobCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let client = connect(&service.service).await?;
+        let client = connect(service.url()).await?;
         match cmd {
             BlobCommand::Put { file } => {
                 let total = std::fs::metadata(&file)
@@ -307,7 +336,7 @@ pub enum CacheCommand {
 
 pub fn cache(service: &ServiceArg, cmd: CacheCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let client = connect(&service.service).await?;
+        let client = connect(service.url()).await?;
         match cmd {
             CacheCommand::Clear => {
                 let n = client.clear_cache().await?;
@@ -415,7 +444,7 @@ pub fn data_dir(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     Ok(base.join("ferry"))
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -518,7 +547,7 @@ pub fn endpoint(cmd: EndpointCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn connect(service: &str) -> anyhow::Result<Client> {
+pub(crate) async fn connect(service: &str) -> anyhow::Result<Client> {
     Ok(Client::connect(service).await?)
 }
 
@@ -553,7 +582,7 @@ async fn function_id(client: &Client, function: &str) -> anyhow::Result<String> 
 
 pub fn func(service: &ServiceArg, cmd: FnCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let client = connect(&service.service).await?;
+        let client = connect(service.url()).await?;
         match cmd {
             FnCommand::Register { file } => {
                 let bytes = std::fs::read(&file)
@@ -640,7 +669,7 @@ async fn submit_one(client: &Client, args: &SubmitArgs) -> anyhow::Result<String
 
 pub fn submit(service: &ServiceArg, args: SubmitArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let client = connect(&service.service).await?;
+        let client = connect(service.url()).await?;
         println!("{}", submit_one(&client, &args).await?);
         Ok(ExitCode::SUCCESS)
     })
@@ -678,7 +707,7 @@ async fn print_outcome(client: &Client, info: TaskInfo) -> anyhow::Result<ExitCo
 
 pub fn result(service: &ServiceArg, task_id: String, wait: bool) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let client = connect(&service.service).await?;
+        let client = connect(service.url()).await?;
         let info = client.task(&task_id).await?;
         let state = TaskState::try_from(info.state).unwrap_or(TaskState::Unspecified);
         if state.is_terminal() {
@@ -699,7 +728,7 @@ pub fn result(service: &ServiceArg, task_id: String, wait: bool) -> anyhow::Resu
 
 pub fn call(service: &ServiceArg, args: SubmitArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let client = connect(&service.service).await?;
+        let client = connect(service.url()).await?;
         let id = submit_one(&client, &args).await?;
         let _ = client.result::<serde_json::Value>(&id).await;
         let info = client.task(&id).await?;
@@ -735,7 +764,7 @@ pub fn call(service: &ServiceArg, args: SubmitArgs) -> anyhow::Result<ExitCode> 
 
 pub fn graph(service: &ServiceArg, task_id: &str) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let client = connect(&service.service).await?;
+        let client = connect(service.url()).await?;
         let mut known: std::collections::HashMap<String, TaskInfo> = Default::default();
         // Depth-first, with an explicit stack: a chain may be long.
         let mut stack = vec![(task_id.to_owned(), 0usize)];
@@ -780,7 +809,7 @@ pub fn graph(service: &ServiceArg, task_id: &str) -> anyhow::Result<ExitCode> {
 
 pub fn status(service: &ServiceArg) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let client = connect(&service.service).await?;
+        let client = connect(service.url()).await?;
         let s = client.status().await?;
         println!(
             "{:<16} {:<8} {:>8} {:>9} {:>8} {:>8}  {:<14} {:<16} GPU",
@@ -837,7 +866,7 @@ pub fn demo_kmeans(
     out: PathBuf,
 ) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let client = connect(&service.service).await?;
+        let client = connect(service.url()).await?;
         crate::kmeans::demo(&client, &endpoint, &args, &out).await?;
         Ok(ExitCode::SUCCESS)
     })
@@ -854,7 +883,7 @@ pub fn demo_pipeline(
     let pipeline = crate::guests::component("pipeline", None)?;
     let kmeans = crate::guests::component("kmeans", None)?;
     runtime()?.block_on(async {
-        let client = connect(&service.service).await?;
+        let client = connect(service.url()).await?;
         pipeline_experiment(
             &client,
             (generate_on, cluster_on),
@@ -941,7 +970,7 @@ pub fn demo_camera(
 ) -> anyhow::Result<ExitCode> {
     let component = crate::guests::component("camera-snapshot", None)?;
     runtime()?.block_on(async {
-        let client = connect(&service.service).await?;
+        let client = connect(service.url()).await?;
         camera_snapshot(&client, endpoint, &component, device, size, out).await?;
         Ok(ExitCode::SUCCESS)
     })
@@ -994,7 +1023,7 @@ pub fn demo_pi(
 ) -> anyhow::Result<ExitCode> {
     let path = crate::guests::component("pi", component)?;
     runtime()?.block_on(async {
-        let client = connect(&service.service).await?;
+        let client = connect(service.url()).await?;
         pi_experiment(&client, &endpoint, &path).await?;
         Ok(ExitCode::SUCCESS)
     })

@@ -10,6 +10,8 @@ mod guests;
 mod kmeans;
 mod local;
 mod scaffold;
+mod servicebench;
+mod tasks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,6 +70,15 @@ enum Command {
     /// Register (if needed), submit, wait and print the result. An argument
     /// written `{"$task": "<id>"}` is that task's result.
     Call(fabric::SubmitArgs),
+    /// List tasks, a page at a time, by state and endpoint.
+    Tasks(tasks::ListArgs),
+    /// Cancel tasks (and the tasks waiting for their results).
+    Cancel {
+        #[arg(required = true)]
+        task_ids: Vec<String>,
+    },
+    /// Print what a task printed (stdout, stderr) and logged.
+    Logs { task_id: String },
     /// A task and its ancestors (the tasks whose results it takes), with
     /// their states.
     Graph { task_id: String },
@@ -83,6 +94,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    ferry_endpoint::init_logging();
     let result = match cli.command {
         Command::Inspect { file } => local::inspect(&file),
         Command::Run(args) => local::run(args),
@@ -96,6 +108,9 @@ fn main() -> ExitCode {
         Command::Submit(args) => fabric::submit(&cli.service, args),
         Command::Result { task_id, wait } => fabric::result(&cli.service, task_id, wait),
         Command::Call(args) => fabric::call(&cli.service, args),
+        Command::Tasks(args) => tasks::list(&cli.service, args),
+        Command::Cancel { task_ids } => tasks::cancel(&cli.service, task_ids),
+        Command::Logs { task_id } => tasks::logs(&cli.service, &task_id),
         Command::Graph { task_id } => fabric::graph(&cli.service, &task_id),
         Command::Status => fabric::status(&cli.service),
         Command::Demo(cmd) => demo::run(&cli.service, cmd),

@@ -380,6 +380,29 @@ impl Client {
             .into_inner())
     }
 
+    /// One page of tasks in order of id, filtered by state (any, if empty)
+    /// and endpoint (any, if empty); pass the returned `next_after` for the
+    /// next page (empty at the end).
+    pub async fn list_tasks(
+        &self,
+        states: &[TaskState],
+        endpoint: &str,
+        after: &str,
+        limit: u32,
+    ) -> Result<pb::ListTasksResponse, ClientError> {
+        Ok(self
+            .tasks
+            .clone()
+            .list(pb::ListTasksRequest {
+                states: states.iter().map(|s| *s as i32).collect(),
+                endpoint: endpoint.into(),
+                after: after.into(),
+                limit,
+            })
+            .await?
+            .into_inner())
+    }
+
     pub async fn status(&self) -> Result<pb::StatusResponse, ClientError> {
         Ok(self
             .tasks

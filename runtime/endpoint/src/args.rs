@@ -22,6 +22,10 @@ pub struct StartArgs {
     pub name: Option<String>,
     #[arg(long)]
     pub concurrency: Option<u32>,
+    /// Tasks held ready beyond those running (default: as many as
+    /// `concurrency`).
+    #[arg(long)]
+    pub prefetch: Option<u32>,
     /// Compiled components and fetched blobs.
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
@@ -62,6 +66,9 @@ impl StartArgs {
         }
         if let Some(n) = self.concurrency {
             c.concurrency = n.max(1);
+        }
+        if let Some(p) = self.prefetch {
+            c.prefetch = Some(p);
         }
         if let Some(d) = self.cache_dir {
             c.cache_dir = Some(d);

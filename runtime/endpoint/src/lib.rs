@@ -10,12 +10,17 @@
 mod args;
 mod blobs;
 mod cameras;
+#[cfg(feature = "cli")]
+mod logging;
 
 #[cfg(feature = "cli")]
 pub use args::StartArgs;
 pub use cameras::{CameraConfig, Source as CameraSource};
+#[cfg(feature = "cli")]
+pub use logging::init_logging;
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +33,7 @@ use ferry_proto::v1::{
     TaskOutcome, endpoint_message, endpoints_client::EndpointsClient, service_message,
     task_outcome,
 };
+use futures::FutureExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -40,11 +46,15 @@ pub struct EndpointConfig {
     pub service: String,
     /// Tasks run at once (default: the number of cores).
     pub concurrency: u32,
-    /// Tasks held ready beyond those running: the credits advertised are
-    /// `concurrency + prefetch`, so work and results flow in batches.
-    pub prefetch: u32,
+    /// Tasks held ready beyond those running (default: `concurrency`): the
+    /// credits advertised are `concurrency + prefetch`, so that the next task
+    /// is here when a slot frees.
+    pub prefetch: Option<u32>,
     /// Limits for tasks whose submission sets none.
     pub limits: Limits,
+    /// The most a submission may ask for; a task that asks for more fails
+    /// with `invalid-limits`, naming the ceiling.
+    pub max_limits: MaxLimits,
     /// Compiled components (`<blake3>.<engine>.cwasm`).
     pub cache_dir: Option<PathBuf>,
     pub heartbeat: Duration,
@@ -64,6 +74,24 @@ pub struct EndpointConfig {
     /// Cameras, each with one broker owning the device, lent to the
     /// functions its grant names.
     pub cameras: Vec<CameraConfig>,
+}
+
+/// Ceilings on what a submission may ask of this endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaxLimits {
+    pub timeout: Duration,
+    pub memory: u64,
+    pub output: u64,
+}
+
+impl Default for MaxLimits {
+    fn default() -> Self {
+        MaxLimits {
+            timeout: Duration::from_secs(24 * 3600),
+            memory: 4 << 30,
+            output: 1 << 30,
+        }
+    }
 }
 
 /// A directory lent to some functions.
@@ -86,8 +114,9 @@ impl EndpointConfig {
             name: name.into(),
             service: service.into(),
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get() as u32),
-            prefetch: 256,
+            prefetch: None,
             limits: Limits::default(),
+            max_limits: MaxLimits::default(),
             cache_dir: None,
             heartbeat: Duration::from_secs(2),
             gpu: GpuChoice::Auto,
@@ -125,6 +154,7 @@ impl EndpointConfig {
             blob_cache: Option<String>,
             shared_blob_store: Option<PathBuf>,
             limits: Option<FileLimits>,
+            max_limits: Option<FileMaxLimits>,
             #[serde(default)]
             mounts: Vec<FileMount>,
             #[serde(default)]
@@ -153,6 +183,13 @@ impl EndpointConfig {
         }
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
+        struct FileMaxLimits {
+            timeout: Option<String>,
+            memory: Option<String>,
+            output: Option<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
         struct FileLimits {
             timeout: Option<String>,
             memory: Option<String>,
@@ -173,9 +210,7 @@ impl EndpointConfig {
             anyhow::ensure!(n > 0, "concurrency must be at least 1");
             c.concurrency = n;
         }
-        if let Some(p) = f.prefetch {
-            c.prefetch = p;
-        }
+        c.prefetch = f.prefetch;
         c.cache_dir = f.cache_dir;
         if let Some(g) = f.gpu {
             c.gpu = g.parse()?;
@@ -255,6 +290,17 @@ impl EndpointConfig {
         if let Some(h) = f.heartbeat {
             c.heartbeat = ferry_host::parse_duration(&h)?;
         }
+        if let Some(m) = f.max_limits {
+            if let Some(t) = m.timeout {
+                c.max_limits.timeout = ferry_host::parse_duration(&t)?;
+            }
+            if let Some(b) = m.memory {
+                c.max_limits.memory = ferry_host::parse_bytes(&b)?;
+            }
+            if let Some(b) = m.output {
+                c.max_limits.output = ferry_host::parse_bytes(&b)?;
+            }
+        }
         if let Some(l) = f.limits {
             if let Some(t) = l.timeout {
                 c.limits.timeout = ferry_host::parse_duration(&t)?;
@@ -291,17 +337,15 @@ pub async fn run(
         name: config.name.clone(),
         ..HostConfig::default()
     })?;
+    let name = &config.name;
     match host.gpu() {
-        Some(gpu) => eprintln!("ferry-endpoint `{}`: GPU {}", config.name, gpu.info()),
+        Some(gpu) => tracing::info!(endpoint = %name, "GPU {}", gpu.info()),
         None if config.gpu == GpuChoice::None => {
-            eprintln!(
-                "ferry-endpoint `{}`: GPU disabled (gpu = \"none\")",
-                config.name
-            )
+            tracing::info!(endpoint = %name, "GPU disabled (gpu = \"none\")")
         }
-        None => eprintln!(
-            "ferry-endpoint `{}`: no GPU adapter found; running CPU-only (tasks that need a GPU fail)",
-            config.name
+        None => tracing::warn!(
+            endpoint = %name,
+            "no GPU adapter found; running CPU-only (tasks that need a GPU fail)"
         ),
     }
     let blob_dir = config
@@ -318,12 +362,7 @@ pub async fn run(
     let mut cameras = Vec::new();
     for cam in &config.cameras {
         let camera = cam.start()?;
-        eprintln!(
-            "ferry-endpoint `{}`: camera {} ({})",
-            config.name,
-            cam.name,
-            camera.description()
-        );
+        tracing::info!(endpoint = %config.name, "camera {} ({})", cam.name, camera.description());
         cameras.push((camera, cam.clone()));
     }
     let agent = Arc::new(Agent {
@@ -333,6 +372,7 @@ pub async fn run(
         config,
         host,
         fetching: tokio::sync::Mutex::new(()),
+        abort_on: std::env::var("FERRY_TEST_ABORT_ON_EXPORT").ok(),
     });
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(100);
@@ -342,10 +382,10 @@ pub async fn run(
             r = agent.clone().session() => {
                 match r {
                     Ok(()) => {
-                        eprintln!("ferry-endpoint `{}`: the service closed the session; redialling", agent.config.name);
+                        tracing::info!(endpoint = %agent.config.name, "the service closed the session; redialling");
                         backoff = Duration::from_millis(100);
                     }
-                    Err(e) => eprintln!("ferry-endpoint `{}`: {e:#}; retrying in {backoff:?}", agent.config.name),
+                    Err(e) => tracing::warn!(endpoint = %agent.config.name, "{e:#}; retrying in {backoff:?}"),
                 }
             }
         }
@@ -366,6 +406,10 @@ struct Agent {
     config: EndpointConfig,
     host: Host,
     fetching: tokio::sync::Mutex<()>,
+    /// Fault injection for tests: the process aborts when it is handed a
+    /// task of this export (`FERRY_TEST_ABORT_ON_EXPORT`), as a host crash
+    /// would take it down.
+    abort_on: Option<String>,
 }
 
 type Running = Arc<Mutex<HashMap<String, JoinHandle<()>>>>;
@@ -405,10 +449,10 @@ impl Agent {
                 .collect(),
         })))
         .await?;
-        out.send(send(endpoint_message::Kind::Credits(
-            self.config.concurrency,
-        )))
-        .await?;
+        let credits =
+            self.config.concurrency + self.config.prefetch.unwrap_or(self.config.concurrency);
+        out.send(send(endpoint_message::Kind::Credits(credits)))
+            .await?;
         let mut incoming = client
             .session(ReceiverStream::new(out_rx))
             .await?
@@ -441,13 +485,24 @@ impl Agent {
         });
         let beat_out = out.clone();
         let period = self.config.heartbeat;
+        let held = running.clone();
+        // Each heartbeat lists every task held here, renewing their leases.
         let heart = tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             loop {
                 tick.tick().await;
                 let at_ms = now_ms();
+                let holding = held
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .keys()
+                    .cloned()
+                    .collect();
                 if beat_out
-                    .send(send(endpoint_message::Kind::Heartbeat(Heartbeat { at_ms })))
+                    .send(send(endpoint_message::Kind::Heartbeat(Heartbeat {
+                        at_ms,
+                        holding,
+                    })))
                     .await
                     .is_err()
                 {
@@ -464,32 +519,57 @@ impl Agent {
             };
             match msg.kind {
                 Some(service_message::Kind::Welcome(w)) => {
-                    eprintln!(
-                        "ferry-endpoint `{}`: connected (session {})",
-                        self.config.name, w.session_id
-                    );
+                    tracing::info!(endpoint = %self.config.name, session = %w.session_id, "connected");
                 }
                 Some(service_message::Kind::Tasks(batch)) => {
                     for a in batch.tasks {
+                        if self.abort_on.as_deref() == Some(a.export.as_str()) {
+                            tracing::error!(task = %a.task_id, "FERRY_TEST_ABORT_ON_EXPORT: aborting the process");
+                            std::process::abort();
+                        }
                         let id = a.task_id.clone();
                         let agent = self.clone();
                         let done = done_tx.clone();
                         let running2 = running.clone();
+                        // Held across the spawn, so that a task that ends at once
+                        // cannot remove itself before it is listed (a stale entry
+                        // would be reported in heartbeats and freed twice).
+                        let mut held = running.lock().unwrap_or_else(|p| p.into_inner());
                         let handle = tokio::spawn(async move {
                             let Ok(_permit) = agent.workers.clone().acquire_owned().await else {
                                 return;
                             };
-                            let outcome = agent.run_task(a).await;
+                            let (task_id, lease) = (a.task_id.clone(), a.lease);
+                            // A panic in the runner is the task's failure, never a
+                            // silent loss of its slot.
+                            let outcome = match AssertUnwindSafe(agent.run_task(a))
+                                .catch_unwind()
+                                .await
+                            {
+                                Ok(o) => o,
+                                Err(_) => {
+                                    tracing::error!(task = %task_id, "the task's runner panicked");
+                                    TaskOutcome {
+                                        task_id,
+                                        lease,
+                                        outcome: Some(task_outcome::Outcome::Error(TaskError {
+                                            kind: "internal".into(),
+                                            message: "the endpoint failed while running the task"
+                                                .into(),
+                                        })),
+                                        started_at_ms: now_ms(),
+                                        finished_at_ms: now_ms(),
+                                        output: None,
+                                    }
+                                }
+                            };
                             running2
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
                                 .remove(&outcome.task_id);
                             let _ = done.send(outcome);
                         });
-                        running
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(id, handle);
+                        held.insert(id, handle);
                     }
                 }
                 Some(service_message::Kind::Cancel(c)) => {
@@ -522,19 +602,74 @@ impl Agent {
 
     async fn run_task(&self, a: Assignment) -> TaskOutcome {
         let started_at_ms = now_ms();
-        let outcome = match self.call(&a).await {
+        let mut output = None;
+        let outcome = match self.call(&a, &mut output).await {
             Ok(bytes) => task_outcome::Outcome::Result(bytes),
             Err(e) => task_outcome::Outcome::Error(e),
         };
         TaskOutcome {
             task_id: a.task_id,
+            lease: a.lease,
             outcome: Some(outcome),
             started_at_ms,
             finished_at_ms: now_ms(),
+            output,
         }
     }
 
-    async fn call(&self, a: &Assignment) -> Result<Vec<u8>, TaskError> {
+    /// The submission's limits over the endpoint's defaults, refused past
+    /// the endpoint's ceilings.
+    fn limits(&self, asked: Option<&ferry_proto::v1::Limits>) -> Result<Limits, ferry_host::Error> {
+        let mut limits = self.config.limits.clone();
+        let max = &self.config.max_limits;
+        let Some(l) = asked else {
+            return Ok(limits);
+        };
+        let over = |what: &str, asked: String, most: String| {
+            ferry_host::Error::InvalidLimits(format!(
+                "the task asks for {what} {asked}; endpoint {} allows at most {most}",
+                self.config.name
+            ))
+        };
+        if l.timeout_ms > 0 {
+            let t = Duration::from_millis(l.timeout_ms);
+            if t > max.timeout {
+                return Err(over(
+                    "a timeout of",
+                    format!("{t:?}"),
+                    format!("{:?}", max.timeout),
+                ));
+            }
+            limits.timeout = t;
+        }
+        if l.memory_bytes > 0 {
+            if l.memory_bytes > max.memory {
+                return Err(over(
+                    "memory",
+                    format!("{} bytes", l.memory_bytes),
+                    format!("{} bytes", max.memory),
+                ));
+            }
+            limits.memory = l.memory_bytes;
+        }
+        if l.output_bytes > 0 {
+            if l.output_bytes > max.output {
+                return Err(over(
+                    "output",
+                    format!("{} bytes", l.output_bytes),
+                    format!("{} bytes", max.output),
+                ));
+            }
+            limits.output = l.output_bytes;
+        }
+        Ok(limits)
+    }
+
+    async fn call(
+        &self,
+        a: &Assignment,
+        output: &mut Option<ferry_proto::v1::TaskOutput>,
+    ) -> Result<Vec<u8>, TaskError> {
         let err = |e: ferry_host::Error| TaskError {
             kind: e.kind().into(),
             message: e.to_string(),
@@ -619,18 +754,7 @@ impl Agent {
         let f = self.function(&a.function_id).await?;
         let export = f.export(&a.export).map_err(err)?;
         let args = export.args_from_msgpack(&a.args).map_err(err)?;
-        let mut limits = self.config.limits.clone();
-        if let Some(l) = &a.limits {
-            if l.timeout_ms > 0 {
-                limits.timeout = Duration::from_millis(l.timeout_ms);
-            }
-            if l.memory_bytes > 0 {
-                limits.memory = l.memory_bytes;
-            }
-            if l.output_bytes > 0 {
-                limits.output = l.output_bytes;
-            }
-        }
+        let limits = self.limits(a.limits.as_ref()).map_err(err)?;
         let options = CallOptions {
             mounts: self
                 .config
@@ -660,6 +784,12 @@ impl Agent {
             .call(&f, export, &args, &limits, &options)
             .await
             .map_err(err)?;
+        *output = Some(ferry_proto::v1::TaskOutput {
+            stdout: out.stdout.bytes.clone(),
+            stderr: out.stderr.bytes.clone(),
+            logs: out.logs.iter().map(|e| e.to_string()).collect(),
+            truncated: out.stdout.dropped + out.stderr.dropped + out.logs_dropped,
+        });
         // New blobs reach the service before the result that names them.
         for blob in &out.blobs {
             self.blobs.send(blob).await.map_err(|e| TaskError {

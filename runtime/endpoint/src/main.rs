@@ -14,6 +14,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    ferry_endpoint::init_logging();
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -25,10 +26,10 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let c = args.start.into_config("http://127.0.0.1:7171")?;
-    eprintln!(
-        "ferry-endpoint `{}` ({}) dialling {} ({} slots)",
-        c.name,
-        std::env::consts::ARCH,
+    tracing::info!(
+        endpoint = %c.name,
+        arch = std::env::consts::ARCH,
+        "dialling {} ({} slots)",
         c.service,
         c.concurrency
     );

@@ -60,9 +60,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, Error> {
         "" | "s" | "sec" | "secs" => 1.0,
         "m" | "min" | "mins" => 60.0,
         "h" | "hr" | "hours" => 3600.0,
+        "d" | "day" | "days" => 86400.0,
         other => {
             return Err(Error::InvalidLimits(format!(
-                "unknown time unit `{other}` in `{text}` (use ns, us, ms, s, m or h)"
+                "unknown time unit `{other}` in `{text}` (use ns, us, ms, s, m, h or d)"
             )));
         }
     };

@@ -200,9 +200,16 @@ async fn a_failing_device_gives_clear_errors_then_recovers() {
         "{e}"
     );
     assert!(e.contains("reopening in 100 ms"), "{e}");
-    // While it is down, callers are told so at once, and reopening backs off.
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    let e = camera.capture(None).await.unwrap_err();
+    // While it is down, callers are told so at once, and reopening backs off:
+    // wait for the first reopen to have been tried.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let e = loop {
+        let e = camera.capture(None).await.unwrap_err();
+        if e.contains("cannot open it") || std::time::Instant::now() > deadline {
+            break e;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert!(
         e.contains("cannot open it: the device does not answer"),
         "{e}"

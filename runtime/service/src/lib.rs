@@ -6,15 +6,21 @@
 //! - **Tasks** are checked against the export's WIT signature and stored
 //!   durably before a submit returns.
 //! - **Endpoints** dial in and hold one stream each, advertising credits; the
-//!   service pushes at most that many tasks (prefetch and backpressure). Tasks
-//!   in flight on a session that drops or goes silent go back to the queue.
+//!   service leases them at most that many tasks. Only the lease holder's
+//!   outcome counts; tasks on a session that drops or goes silent, or whose
+//!   lease expires, come back, and a task lost `max_attempts` times fails.
 //! - **Watchers** get results pushed; any result can be fetched later by id.
+//!
+//! Every task transition is made by the transport-free [`Broker`]; the
+//! gRPC services are thin adapters over it.
 
+mod admission;
 mod blobs;
-mod dataflow;
+pub mod core;
 mod deps;
+mod functions;
 mod grpc;
-mod sched;
+pub mod metrics;
 mod store;
 
 use std::net::SocketAddr;
@@ -22,21 +28,22 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferry_host::{Host, HostConfig};
-use ferry_proto::v1::TaskState;
 use tokio::net::TcpListener;
 
-pub use store::{FunctionRecord, RedbStore, Store, TaskRecord};
+pub use crate::core::{Broker, Rules, TaskRecord, TaskState};
+pub use store::{FunctionRecord, MemoryStore, RedbStore, Store};
 
 /// How a service runs.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
     /// Where the store and compiled components live.
     pub data_dir: PathBuf,
-    /// A session silent for this long is dropped and its tasks requeued.
-    pub heartbeat_timeout: Duration,
+    /// The broker's rules: heartbeats, leases, attempts, bounds.
+    pub rules: Rules,
     /// Largest component accepted.
     pub max_component_bytes: u64,
+    /// Registrations validated at once; more wait their turn.
+    pub max_concurrent_registrations: usize,
     /// Largest MessagePack/JSON argument payload accepted.
     pub max_args_bytes: usize,
     /// Largest blob accepted.
@@ -44,22 +51,31 @@ pub struct ServiceConfig {
     /// Most bytes the blob store (`<data_dir>/blobs`) holds; a put past it
     /// is refused until `ferry blob gc` makes room.
     pub max_store_bytes: u64,
+    /// Finished tasks are kept this long, then pruned (unless a task that
+    /// has not finished takes their result).
+    pub result_retention: Duration,
+    /// Where Prometheus metrics are served, if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl ServiceConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         ServiceConfig {
             data_dir: data_dir.into(),
-            heartbeat_timeout: Duration::from_secs(10),
+            rules: Rules::default(),
             max_component_bytes: 256 << 20,
+            max_concurrent_registrations: 2,
             max_args_bytes: 16 << 20,
             max_blob_bytes: 64 << 30,
             max_store_bytes: u64::MAX,
+            result_retention: Duration::from_secs(7 * 24 * 3600),
+            metrics: None,
         }
     }
 }
 
-/// The running service state, shared by all gRPC handlers.
+/// The running service: the broker, the function registry and the blob
+/// store, shared by all gRPC adapters.
 #[derive(Clone)]
 pub struct Service {
     inner: Arc<Inner>,
@@ -67,53 +83,29 @@ pub struct Service {
 
 struct Inner {
     config: ServiceConfig,
-    store: Box<dyn Store>,
-    /// Validates components and checks arguments; never runs a task.
-    host: Host,
-    sched: Mutex<sched::Sched>,
+    store: Arc<dyn Store>,
+    broker: Broker,
+    functions: Arc<functions::Functions>,
     blobs: blobs::BlobStore,
     /// Functions whose every call is memoized.
     memoized: Mutex<std::collections::HashSet<String>>,
+    registrations: tokio::sync::Semaphore,
 }
 
 impl Service {
     /// Opens the store in `config.data_dir` and requeues every unfinished task.
     pub fn open(config: ServiceConfig) -> anyhow::Result<Service> {
         let store = RedbStore::open(&config.data_dir)?;
-        Service::with_store(config, Box::new(store))
+        Service::with_store(config, Arc::new(store))
     }
 
-    pub fn with_store(config: ServiceConfig, store: Box<dyn Store>) -> anyhow::Result<Service> {
-        let host = Host::new(HostConfig {
-            cache_dir: Some(config.data_dir.join("compiled")),
-            pooling: false,
-            ..HostConfig::default()
-        })?;
-        let mut s = sched::Sched::default();
-        s.known_endpoints.extend(store.endpoints()?);
-        let mut unfinished = store.tasks()?;
-        // Oldest first: ids sort by creation time.
-        unfinished.sort_by(|a, b| a.id.cmp(&b.id));
-        let now = sched::now_ms();
-        for mut task in unfinished {
-            let state = TaskState::try_from(task.state).unwrap_or(TaskState::Unspecified);
-            if state.is_terminal() {
-                *s.finished.entry(task.state).or_default() += 1;
-                continue;
-            }
-            if state == TaskState::WaitingForDependencies {
-                s.tasks.insert(task.id.clone(), task);
-                continue;
-            }
-            if state != TaskState::WaitingForEndpoint {
-                sched::set_state(&mut task, TaskState::WaitingForEndpoint, now);
-            }
-            s.queues
-                .entry(task.endpoint.clone())
-                .or_default()
-                .push_back(task.id.clone());
-            s.tasks.insert(task.id.clone(), task);
-        }
+    pub fn with_store(config: ServiceConfig, store: Arc<dyn Store>) -> anyhow::Result<Service> {
+        let functions = Arc::new(functions::Functions::new(
+            store.clone(),
+            &config.data_dir.join("compiled"),
+        )?);
+        let broker = Broker::open(store.clone(), functions.clone(), config.rules.clone())
+            .map_err(|e| anyhow::anyhow!("opening the broker: {e}"))?;
         let blobs = blobs::BlobStore::open(
             &config.data_dir.join("blobs"),
             config.max_blob_bytes,
@@ -125,27 +117,29 @@ impl Service {
             .filter(|f| f.memoize)
             .map(|f| f.id)
             .collect();
-        let service = Service {
+        Ok(Service {
             inner: Arc::new(Inner {
+                registrations: tokio::sync::Semaphore::new(
+                    config.max_concurrent_registrations.max(1),
+                ),
                 memoized: Mutex::new(memoized),
                 blobs,
                 config,
                 store,
-                host,
-                sched: Mutex::new(s),
+                broker,
+                functions,
             }),
-        };
-        service.recover_dependencies()?;
-        Ok(service)
+        })
     }
 
-    fn sched(&self) -> std::sync::MutexGuard<'_, sched::Sched> {
-        self.inner.sched.lock().unwrap_or_else(|p| p.into_inner())
+    /// The broker core.
+    pub fn broker(&self) -> &Broker {
+        &self.inner.broker
     }
 
     /// Number of unfinished tasks (queued or in flight).
     pub fn unfinished(&self) -> usize {
-        self.sched().tasks.len()
+        self.inner.broker.unfinished()
     }
 
     /// Serves gRPC (ferry's services, health, reflection) on `listener` until
@@ -155,34 +149,70 @@ impl Service {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let reaper = self.clone();
-        let reap = tokio::spawn(async move { reaper.reap_silent_sessions().await });
+        let metrics = match self.inner.config.metrics {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
+                tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
+                let service = self.clone();
+                Some(tokio::spawn(metrics::serve(service, listener)))
+            }
+            None => None,
+        };
+        let keeper = self.clone();
+        let keep = tokio::spawn(async move { keeper.keep_house().await });
         let result = grpc::serve(self, listener, shutdown).await;
-        reap.abort();
+        keep.abort();
+        if let Some(m) = metrics {
+            m.abort();
+        }
         result
     }
 
-    /// Drops sessions that stopped talking, so their tasks go elsewhere.
-    async fn reap_silent_sessions(&self) {
-        let timeout = self.inner.config.heartbeat_timeout;
-        let mut tick = tokio::time::interval((timeout / 4).max(Duration::from_millis(100)));
+    /// Expires silent sessions and stale leases, and prunes old results.
+    async fn keep_house(&self) {
+        let rules = self.inner.broker.rules().clone();
+        let period =
+            (rules.heartbeat_timeout.min(rules.lease_timeout) / 4).max(Duration::from_millis(100));
+        let mut tick = tokio::time::interval(period);
+        let mut last_prune = tokio::time::Instant::now();
         loop {
             tick.tick().await;
-            let mut s = self.sched();
-            let silent: Vec<u64> = s
-                .sessions
-                .iter()
-                .filter(|(_, sess)| sess.last_seen.elapsed() > timeout)
-                .map(|(id, _)| *id)
-                .collect();
-            for sid in silent {
-                if let Some(endpoint) = s.drop_session(sid) {
-                    eprintln!(
-                        "ferry-service: session {sid} of endpoint `{endpoint}` missed its heartbeats; requeued its tasks"
-                    );
-                    s.dispatch(&endpoint);
-                }
+            let service = self.clone();
+            let now = tokio::time::Instant::now();
+            let prune = now.duration_since(last_prune) > Duration::from_secs(60);
+            if prune {
+                last_prune = now;
             }
+            let done = tokio::task::spawn_blocking(move || {
+                if let Err(e) = service.inner.broker.expire(now) {
+                    tracing::error!("expiring leases: {e}");
+                }
+                if prune {
+                    service.prune();
+                }
+            })
+            .await;
+            if done.is_err() {
+                tracing::error!("housekeeping panicked");
+            }
+        }
+    }
+
+    /// Removes finished tasks past the retention period, in bounded passes.
+    fn prune(&self) {
+        let retention = self.inner.config.result_retention;
+        let before = ferry_proto::now_ms() - retention.as_millis() as i64;
+        let keep = self.inner.broker.needed_results();
+        match self
+            .inner
+            .store
+            .prune_finished(before, &|id| keep.contains(id), 10_000)
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "pruned finished tasks past their retention"),
+            Err(e) => tracing::error!("pruning finished tasks: {e:#}"),
         }
     }
 }
@@ -191,7 +221,7 @@ impl Service {
 pub async fn run(config: ServiceConfig, addr: SocketAddr) -> anyhow::Result<()> {
     let service = Service::open(config)?;
     let listener = TcpListener::bind(addr).await?;
-    eprintln!("ferry-service: listening on {}", listener.local_addr()?);
+    tracing::info!("listening on {}", listener.local_addr()?);
     service
         .serve(listener, async {
             let _ = tokio::signal::ctrl_c().await;

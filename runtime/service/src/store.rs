@@ -1,54 +1,21 @@
 //! Durable state behind one trait; redb (embedded, ACID, crash-safe) is the
 //! default, so nothing extra runs on a laptop and data survives `kill -9`.
+//! [`MemoryStore`] keeps the same contract in memory, for tests.
+//!
+//! Unfinished tasks are indexed apart from finished ones, and finished ones
+//! are counted by state and indexed by when they finished, so a service
+//! starts by reading only the tasks it still has to run, and old results
+//! can be pruned without a scan.
 
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::Mutex;
 
 use anyhow::Context;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-/// A task as stored: everything needed to run it again after a restart.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TaskRecord {
-    pub id: String,
-    pub endpoint: String,
-    pub function_id: String,
-    pub export: String,
-    /// MessagePack array of arguments, already checked against the signature.
-    pub args: Vec<u8>,
-    /// timeout ms, memory bytes, output bytes; 0 = the endpoint's default.
-    pub limits: [u64; 3],
-    /// A `ferry_proto::v1::TaskState` as i32.
-    pub state: i32,
-    /// (state, unix ms) for every state the task has been in.
-    pub history: Vec<(i32, i64)>,
-    pub result: Option<Vec<u8>>,
-    pub error: Option<(String, String)>,
-    /// What the task needs from its endpoint (`gpu`).
-    #[serde(default)]
-    pub requires: Vec<String>,
-    /// Tasks whose results are among the arguments.
-    #[serde(default)]
-    pub deps: Vec<String>,
-    /// The arguments as JSON with `{"$task": id}` references, until the last
-    /// producer succeeds and they become `args`.
-    #[serde(default)]
-    pub pending_args: Option<String>,
-    /// blake3 of function, export and arguments, when the result is memoized.
-    #[serde(default)]
-    pub memo_key: Option<String>,
-    /// The result came from the memo.
-    #[serde(default)]
-    pub cache_hit: bool,
-    /// Runs allowed after the first, for failures of the kinds in `retry_on`.
-    #[serde(default)]
-    pub retries: u32,
-    #[serde(default)]
-    pub retry_on: Vec<String>,
-    /// Runs after the first so far.
-    #[serde(default)]
-    pub attempts: u32,
-}
+use crate::core::{TaskRecord, TaskState};
 
 /// What the service remembers about a registered function besides its bytes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,18 +36,40 @@ pub trait Store: Send + Sync + 'static {
     fn function(&self, id: &str) -> anyhow::Result<Option<FunctionRecord>>;
     fn function_bytes(&self, id: &str) -> anyhow::Result<Option<Vec<u8>>>;
     fn functions(&self) -> anyhow::Result<Vec<FunctionRecord>>;
-    /// Writes (inserts or replaces) tasks atomically and durably.
-    fn put_tasks(&self, tasks: &[TaskRecord]) -> anyhow::Result<()>;
+    /// Writes (inserts or replaces) tasks and memo entries atomically and
+    /// durably.
+    fn commit(&self, tasks: &[TaskRecord], memo: &[(String, Vec<u8>)]) -> anyhow::Result<()>;
+    fn put_tasks(&self, tasks: &[TaskRecord]) -> anyhow::Result<()> {
+        self.commit(tasks, &[])
+    }
     fn task(&self, id: &str) -> anyhow::Result<Option<TaskRecord>>;
-    /// Every task, for rebuilding queues and counts at start.
-    fn tasks(&self) -> anyhow::Result<Vec<TaskRecord>>;
+    /// The tasks not finished, for rebuilding the queues at start.
+    fn live_tasks(&self) -> anyhow::Result<Vec<TaskRecord>>;
+    /// Stored finished tasks by final state.
+    fn finished_counts(&self) -> anyhow::Result<HashMap<TaskState, u64>>;
+    /// Visits every stored task (for blob gc), without holding all of them.
+    fn scan_tasks(&self, visit: &mut dyn FnMut(&TaskRecord)) -> anyhow::Result<()>;
+    /// Finished tasks listed in order of id, after `after`, at most `limit`.
+    fn list_tasks(
+        &self,
+        after: &str,
+        limit: usize,
+        filter: &dyn Fn(&TaskRecord) -> bool,
+    ) -> anyhow::Result<Vec<TaskRecord>>;
+    /// Removes finished tasks that finished before `before_ms`, except those
+    /// `keep` names, at most `limit`; returns how many went.
+    fn prune_finished(
+        &self,
+        before_ms: i64,
+        keep: &dyn Fn(&str) -> bool,
+        limit: usize,
+    ) -> anyhow::Result<u64>;
     fn put_endpoint(&self, name: &str) -> anyhow::Result<()>;
     fn endpoints(&self) -> anyhow::Result<Vec<String>>;
     /// Turns memoization of every call of a function on or off.
     fn set_memoize(&self, id: &str, on: bool) -> anyhow::Result<Option<FunctionRecord>>;
     /// A memoized result.
     fn memo(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>>;
-    fn put_memo(&self, key: &str, result: &[u8]) -> anyhow::Result<()>;
     /// Forgets every memoized result; returns how many there were.
     fn clear_memo(&self) -> anyhow::Result<u64>;
     /// Pins or unpins a blob: pinned blobs survive `gc`.
@@ -91,9 +80,23 @@ pub trait Store: Send + Sync + 'static {
 const FUNCTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("functions");
 const FUNCTION_BYTES: TableDefinition<&str, &[u8]> = TableDefinition::new("function_bytes");
 const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
+/// Unfinished task ids.
+const LIVE: TableDefinition<&str, ()> = TableDefinition::new("live_tasks");
+/// (finished at ms, id) of finished tasks.
+const FINISHED: TableDefinition<(i64, &str), ()> = TableDefinition::new("finished_tasks");
+/// Finished tasks stored, by state code.
+const COUNTS: TableDefinition<i32, u64> = TableDefinition::new("finished_counts");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const ENDPOINTS: TableDefinition<&str, ()> = TableDefinition::new("endpoints");
 const PINS: TableDefinition<&str, ()> = TableDefinition::new("pinned_blobs");
 const MEMO: TableDefinition<&str, &[u8]> = TableDefinition::new("memo");
+
+/// Version 2 indexes live and finished tasks.
+const SCHEMA: u64 = 2;
+
+fn decode(bytes: &[u8]) -> anyhow::Result<TaskRecord> {
+    rmp_serde::from_slice(bytes).context("decoding a stored task")
+}
 
 /// The embedded default: one redb file in the data directory.
 pub struct RedbStore {
@@ -110,10 +113,39 @@ impl RedbStore {
         let txn = db.begin_write()?;
         txn.open_table(FUNCTIONS)?;
         txn.open_table(FUNCTION_BYTES)?;
-        txn.open_table(TASKS)?;
         txn.open_table(ENDPOINTS)?;
         txn.open_table(PINS)?;
         txn.open_table(MEMO)?;
+        let schema = txn
+            .open_table(META)?
+            .get("schema")?
+            .map_or(0, |v| v.value());
+        if schema < SCHEMA {
+            // Index a store written before live and finished tasks were kept
+            // apart: one scan, once.
+            let tasks = txn.open_table(TASKS)?;
+            let mut live = txn.open_table(LIVE)?;
+            let mut finished = txn.open_table(FINISHED)?;
+            let mut counts: HashMap<i32, u64> = HashMap::new();
+            for entry in tasks.iter()? {
+                let (id, v) = entry?;
+                let t = decode(v.value())?;
+                match t.finished_at_ms() {
+                    Some(at) => {
+                        finished.insert((at, id.value()), ())?;
+                        *counts.entry(t.state.code()).or_default() += 1;
+                    }
+                    None => {
+                        live.insert(id.value(), ())?;
+                    }
+                }
+            }
+            let mut c = txn.open_table(COUNTS)?;
+            for (state, n) in counts {
+                c.insert(state, n)?;
+            }
+            txn.open_table(META)?.insert("schema", SCHEMA)?;
+        }
         txn.commit()?;
         Ok(RedbStore { db })
     }
@@ -133,16 +165,12 @@ impl RedbStore {
         }
     }
 
-    fn all<T: for<'de> Deserialize<'de>>(
-        &self,
-        table: TableDefinition<&str, &[u8]>,
-    ) -> anyhow::Result<Vec<T>> {
+    fn keys(&self, table: TableDefinition<&str, ()>) -> anyhow::Result<Vec<String>> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(table)?;
         let mut out = Vec::new();
         for entry in t.iter()? {
-            let (_, v) = entry?;
-            out.push(rmp_serde::from_slice(v.value()).context("decoding a stored record")?);
+            out.push(entry?.0.value().to_owned());
         }
         Ok(out)
     }
@@ -173,19 +201,53 @@ impl Store for RedbStore {
     }
 
     fn functions(&self) -> anyhow::Result<Vec<FunctionRecord>> {
-        self.all(FUNCTIONS)
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(FUNCTIONS)?;
+        let mut out = Vec::new();
+        for entry in t.iter()? {
+            let (_, v) = entry?;
+            out.push(rmp_serde::from_slice(v.value()).context("decoding a stored record")?);
+        }
+        Ok(out)
     }
 
-    fn put_tasks(&self, tasks: &[TaskRecord]) -> anyhow::Result<()> {
-        if tasks.is_empty() {
+    fn commit(&self, tasks: &[TaskRecord], memo: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
+        if tasks.is_empty() && memo.is_empty() {
             return Ok(());
         }
         let txn = self.db.begin_write()?;
         {
             let mut t = txn.open_table(TASKS)?;
+            let mut live = txn.open_table(LIVE)?;
+            let mut finished = txn.open_table(FINISHED)?;
+            let mut counted: HashMap<i32, u64> = HashMap::new();
             for task in tasks {
                 let v = rmp_serde::to_vec(task)?;
-                t.insert(task.id.as_str(), v.as_slice())?;
+                let existed = t.insert(task.id.as_str(), v.as_slice())?.is_some();
+                let was_live = live.remove(task.id.as_str())?.is_some();
+                match task.finished_at_ms() {
+                    Some(at) if was_live || !existed => {
+                        finished.insert((at, task.id.as_str()), ())?;
+                        *counted.entry(task.state.code()).or_default() += 1;
+                    }
+                    Some(_) => {}
+                    None => {
+                        live.insert(task.id.as_str(), ())?;
+                    }
+                }
+            }
+            if !counted.is_empty() {
+                let mut c = txn.open_table(COUNTS)?;
+                for (state, n) in counted {
+                    let was = c.get(state)?.map_or(0, |v| v.value());
+                    c.insert(state, was + n)?;
+                }
+            }
+            if !memo.is_empty() {
+                let mut m = txn.open_table(MEMO)?;
+                for (key, result) in memo {
+                    m.insert(key.as_str(), result.as_slice())?;
+                }
             }
         }
         txn.commit()?;
@@ -193,11 +255,113 @@ impl Store for RedbStore {
     }
 
     fn task(&self, id: &str) -> anyhow::Result<Option<TaskRecord>> {
-        self.get(TASKS, id)
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(TASKS)?;
+        t.get(id)?.map(|v| decode(v.value())).transpose()
     }
 
-    fn tasks(&self) -> anyhow::Result<Vec<TaskRecord>> {
-        self.all(TASKS)
+    fn live_tasks(&self) -> anyhow::Result<Vec<TaskRecord>> {
+        let txn = self.db.begin_read()?;
+        let live = txn.open_table(LIVE)?;
+        let t = txn.open_table(TASKS)?;
+        let mut out = Vec::new();
+        for entry in live.iter()? {
+            let (id, _) = entry?;
+            if let Some(v) = t.get(id.value())? {
+                out.push(decode(v.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn finished_counts(&self) -> anyhow::Result<HashMap<TaskState, u64>> {
+        let txn = self.db.begin_read()?;
+        let c = txn.open_table(COUNTS)?;
+        let mut out = HashMap::new();
+        for entry in c.iter()? {
+            let (state, n) = entry?;
+            if let Some(s) = TaskState::from_code(state.value()) {
+                out.insert(s, n.value());
+            }
+        }
+        Ok(out)
+    }
+
+    fn scan_tasks(&self, visit: &mut dyn FnMut(&TaskRecord)) -> anyhow::Result<()> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(TASKS)?;
+        for entry in t.iter()? {
+            let (_, v) = entry?;
+            visit(&decode(v.value())?);
+        }
+        Ok(())
+    }
+
+    fn list_tasks(
+        &self,
+        after: &str,
+        limit: usize,
+        filter: &dyn Fn(&TaskRecord) -> bool,
+    ) -> anyhow::Result<Vec<TaskRecord>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(TASKS)?;
+        let mut out = Vec::new();
+        let range = if after.is_empty() {
+            t.iter()?
+        } else {
+            t.range::<&str>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))?
+        };
+        for entry in range {
+            let (_, v) = entry?;
+            let task = decode(v.value())?;
+            if filter(&task) {
+                out.push(task);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn prune_finished(
+        &self,
+        before_ms: i64,
+        keep: &dyn Fn(&str) -> bool,
+        limit: usize,
+    ) -> anyhow::Result<u64> {
+        let txn = self.db.begin_write()?;
+        let removed = {
+            let mut finished = txn.open_table(FINISHED)?;
+            let mut gone: Vec<(i64, String)> = Vec::new();
+            for entry in finished.range::<(i64, &str)>(..(before_ms, ""))? {
+                let (key, _) = entry?;
+                let (at, id) = key.value();
+                if !keep(id) {
+                    gone.push((at, id.to_owned()));
+                    if gone.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            let mut t = txn.open_table(TASKS)?;
+            let mut counted: HashMap<i32, u64> = HashMap::new();
+            for (at, id) in &gone {
+                finished.remove((*at, id.as_str()))?;
+                if let Some(v) = t.remove(id.as_str())? {
+                    let state = decode(v.value())?.state.code();
+                    *counted.entry(state).or_default() += 1;
+                }
+            }
+            let mut c = txn.open_table(COUNTS)?;
+            for (state, n) in counted {
+                let was = c.get(state)?.map_or(0, |v| v.value());
+                c.insert(state, was.saturating_sub(n))?;
+            }
+            gone.len() as u64
+        };
+        txn.commit()?;
+        Ok(removed)
     }
 
     fn put_endpoint(&self, name: &str) -> anyhow::Result<()> {
@@ -238,13 +402,6 @@ impl Store for RedbStore {
         Ok(t.get(key)?.map(|v| v.value().to_vec()))
     }
 
-    fn put_memo(&self, key: &str, result: &[u8]) -> anyhow::Result<()> {
-        let txn = self.db.begin_write()?;
-        txn.open_table(MEMO)?.insert(key, result)?;
-        txn.commit()?;
-        Ok(())
-    }
-
     fn clear_memo(&self) -> anyhow::Result<u64> {
         let txn = self.db.begin_write()?;
         let n = {
@@ -276,15 +433,169 @@ impl Store for RedbStore {
     }
 }
 
-impl RedbStore {
-    fn keys(&self, table: TableDefinition<&str, ()>) -> anyhow::Result<Vec<String>> {
-        let txn = self.db.begin_read()?;
-        let t = txn.open_table(table)?;
-        let mut out = Vec::new();
-        for entry in t.iter()? {
-            out.push(entry?.0.value().to_owned());
+/// The same contract in memory: nothing survives the process. The broker's
+/// unit tests run on it; `fail_commits` makes commits fail on demand.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Memory>,
+    /// Every commit fails while set.
+    pub fail_commits: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Default)]
+struct Memory {
+    functions: HashMap<String, (FunctionRecord, Vec<u8>)>,
+    tasks: std::collections::BTreeMap<String, TaskRecord>,
+    finished: BTreeSet<(i64, String)>,
+    endpoints: BTreeSet<String>,
+    memo: HashMap<String, Vec<u8>>,
+    pins: BTreeSet<String>,
+    commits: u64,
+}
+
+impl MemoryStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Commits so far.
+    pub fn commits(&self) -> u64 {
+        self.lock().commits
+    }
+}
+
+impl Store for MemoryStore {
+    fn put_function(&self, record: &FunctionRecord, bytes: &[u8]) -> anyhow::Result<()> {
+        self.lock()
+            .functions
+            .insert(record.id.clone(), (record.clone(), bytes.to_vec()));
+        Ok(())
+    }
+    fn function(&self, id: &str) -> anyhow::Result<Option<FunctionRecord>> {
+        Ok(self.lock().functions.get(id).map(|f| f.0.clone()))
+    }
+    fn function_bytes(&self, id: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(self.lock().functions.get(id).map(|f| f.1.clone()))
+    }
+    fn functions(&self) -> anyhow::Result<Vec<FunctionRecord>> {
+        Ok(self
+            .lock()
+            .functions
+            .values()
+            .map(|f| f.0.clone())
+            .collect())
+    }
+    fn commit(&self, tasks: &[TaskRecord], memo: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
+        if self.fail_commits.load(std::sync::atomic::Ordering::Relaxed) {
+            anyhow::bail!("the test store refuses commits");
+        }
+        let mut m = self.lock();
+        m.commits += 1;
+        for t in tasks {
+            if let Some(at) = t.finished_at_ms() {
+                m.finished.insert((at, t.id.clone()));
+            }
+            m.tasks.insert(t.id.clone(), t.clone());
+        }
+        for (k, v) in memo {
+            m.memo.insert(k.clone(), v.clone());
+        }
+        Ok(())
+    }
+    fn task(&self, id: &str) -> anyhow::Result<Option<TaskRecord>> {
+        Ok(self.lock().tasks.get(id).cloned())
+    }
+    fn live_tasks(&self) -> anyhow::Result<Vec<TaskRecord>> {
+        Ok(self
+            .lock()
+            .tasks
+            .values()
+            .filter(|t| !t.state.is_terminal())
+            .cloned()
+            .collect())
+    }
+    fn finished_counts(&self) -> anyhow::Result<HashMap<TaskState, u64>> {
+        let mut out = HashMap::new();
+        for t in self.lock().tasks.values() {
+            if t.state.is_terminal() {
+                *out.entry(t.state).or_default() += 1;
+            }
         }
         Ok(out)
+    }
+    fn scan_tasks(&self, visit: &mut dyn FnMut(&TaskRecord)) -> anyhow::Result<()> {
+        self.lock().tasks.values().for_each(visit);
+        Ok(())
+    }
+    fn list_tasks(
+        &self,
+        after: &str,
+        limit: usize,
+        filter: &dyn Fn(&TaskRecord) -> bool,
+    ) -> anyhow::Result<Vec<TaskRecord>> {
+        Ok(self
+            .lock()
+            .tasks
+            .values()
+            .filter(|t| t.id.as_str() > after && filter(t))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+    fn prune_finished(
+        &self,
+        before_ms: i64,
+        keep: &dyn Fn(&str) -> bool,
+        limit: usize,
+    ) -> anyhow::Result<u64> {
+        let mut m = self.lock();
+        let gone: Vec<(i64, String)> = m
+            .finished
+            .iter()
+            .filter(|(at, id)| *at < before_ms && !keep(id))
+            .take(limit)
+            .cloned()
+            .collect();
+        for g in &gone {
+            m.finished.remove(g);
+            m.tasks.remove(&g.1);
+        }
+        Ok(gone.len() as u64)
+    }
+    fn put_endpoint(&self, name: &str) -> anyhow::Result<()> {
+        self.lock().endpoints.insert(name.to_owned());
+        Ok(())
+    }
+    fn endpoints(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self.lock().endpoints.iter().cloned().collect())
+    }
+    fn set_memoize(&self, id: &str, on: bool) -> anyhow::Result<Option<FunctionRecord>> {
+        let mut m = self.lock();
+        Ok(m.functions.get_mut(id).map(|f| {
+            f.0.memoize = on;
+            f.0.clone()
+        }))
+    }
+    fn memo(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(self.lock().memo.get(key).cloned())
+    }
+    fn clear_memo(&self) -> anyhow::Result<u64> {
+        let mut m = self.lock();
+        let n = m.memo.len() as u64;
+        m.memo.clear();
+        Ok(n)
+    }
+    fn pin_blob(&self, hash: &str, pinned: bool) -> anyhow::Result<()> {
+        let mut m = self.lock();
+        if pinned {
+            m.pins.insert(hash.to_owned());
+        } else {
+            m.pins.remove(hash);
+        }
+        Ok(())
+    }
+    fn pinned_blobs(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self.lock().pins.iter().cloned().collect())
     }
 }
 
@@ -292,27 +603,14 @@ impl RedbStore {
 mod tests {
     use super::*;
 
-    fn task(id: &str, state: i32) -> TaskRecord {
-        TaskRecord {
-            id: id.into(),
-            endpoint: "local".into(),
-            function_id: "f".into(),
-            export: "pi".into(),
-            args: vec![0x92, 1, 2],
-            limits: [0; 3],
-            state,
-            history: vec![(state, 1)],
-            result: None,
-            error: None,
-            requires: vec!["gpu".into()],
-            deps: vec![],
-            pending_args: None,
-            memo_key: None,
-            cache_hit: false,
-            retries: 0,
-            retry_on: vec![],
-            attempts: 0,
+    fn task(id: &str, state: TaskState, at: i64) -> TaskRecord {
+        let mut t = TaskRecord::new(id.into(), "local".into(), "f".into(), "pi".into(), 1);
+        t.args = vec![0x92, 1, 2];
+        t.requires = vec!["gpu".into()];
+        if state != TaskState::WaitingForEndpoint {
+            t.set_state(state, at);
         }
+        t
     }
 
     #[test]
@@ -320,8 +618,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = RedbStore::open(dir.path()).unwrap();
-            s.put_tasks(&[task("a", 1), task("b", 4)]).unwrap();
-            s.put_tasks(&[task("a", 5)]).unwrap();
+            s.put_tasks(&[
+                task("a", TaskState::WaitingForEndpoint, 1),
+                task("b", TaskState::Succeeded, 2),
+            ])
+            .unwrap();
+            s.commit(
+                &[task("a", TaskState::Failed, 3)],
+                &[("k".into(), b"r".to_vec())],
+            )
+            .unwrap();
             let f = FunctionRecord {
                 id: "f".into(),
                 size: 3,
@@ -337,19 +643,60 @@ mod tests {
             s.pin_blob("b1", false).unwrap();
         }
         let s = RedbStore::open(dir.path()).unwrap();
-        assert_eq!(s.task("a").unwrap().unwrap().state, 5);
-        assert_eq!(s.tasks().unwrap().len(), 2);
+        assert_eq!(s.task("a").unwrap().unwrap().state, TaskState::Failed);
+        let mut n = 0;
+        s.scan_tasks(&mut |_| n += 1).unwrap();
+        assert_eq!(n, 2);
         assert_eq!(s.function_bytes("f").unwrap().unwrap(), b"abc");
         assert_eq!(s.function("f").unwrap().unwrap().registered_at_ms, 7);
         assert_eq!(s.endpoints().unwrap(), vec!["local".to_owned()]);
         assert!(s.task("zz").unwrap().is_none());
         assert_eq!(s.pinned_blobs().unwrap(), vec!["b2".to_owned()]);
-        s.put_memo("k", b"r").unwrap();
         assert_eq!(s.memo("k").unwrap().unwrap(), b"r");
         assert!(s.set_memoize("f", true).unwrap().unwrap().memoize);
         assert!(s.function("f").unwrap().unwrap().memoize);
         assert!(s.set_memoize("zz", true).unwrap().is_none());
         assert_eq!(s.clear_memo().unwrap(), 1);
         assert!(s.memo("k").unwrap().is_none());
+    }
+
+    #[test]
+    fn live_and_finished_tasks_are_kept_apart_counted_and_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = RedbStore::open(dir.path()).unwrap();
+        s.put_tasks(&[
+            task("a", TaskState::WaitingForEndpoint, 0),
+            task("b", TaskState::Succeeded, 10),
+            task("c", TaskState::Failed, 20),
+            task("d", TaskState::Succeeded, 30),
+        ])
+        .unwrap();
+        let ids = |v: Vec<TaskRecord>| v.into_iter().map(|t| t.id).collect::<Vec<_>>();
+        assert_eq!(ids(s.live_tasks().unwrap()), ["a"]);
+        let counts = s.finished_counts().unwrap();
+        assert_eq!(counts[&TaskState::Succeeded], 2);
+        assert_eq!(counts[&TaskState::Failed], 1);
+        // Re-storing a finished task does not count it twice.
+        s.put_tasks(&[task("b", TaskState::Succeeded, 10)]).unwrap();
+        assert_eq!(s.finished_counts().unwrap()[&TaskState::Succeeded], 2);
+        // `a` finishes: no longer live, counted.
+        s.put_tasks(&[task("a", TaskState::Cancelled, 40)]).unwrap();
+        assert!(s.live_tasks().unwrap().is_empty());
+        assert_eq!(s.finished_counts().unwrap()[&TaskState::Cancelled], 1);
+        // Prune what finished before 25, keeping `b`.
+        assert_eq!(s.prune_finished(25, &|id| id == "b", 100).unwrap(), 1);
+        assert!(s.task("c").unwrap().is_none());
+        assert!(s.task("b").unwrap().is_some());
+        assert!(s.task("d").unwrap().is_some());
+        assert_eq!(s.finished_counts().unwrap()[&TaskState::Failed], 0);
+        assert_eq!(
+            ids(s.list_tasks("a", 10, &|_| true).unwrap()),
+            ["b", "d"],
+            "listed after `a`, in id order"
+        );
+        drop(s);
+        // Reopened: the indexes are there, not rebuilt.
+        let s = RedbStore::open(dir.path()).unwrap();
+        assert_eq!(s.finished_counts().unwrap()[&TaskState::Succeeded], 2);
     }
 }

@@ -1,0 +1,20 @@
+//! Logging for ferry's binaries: `tracing` events on stderr, filtered by
+//! `RUST_LOG` (default `info`), as text or, with `FERRY_LOG_FORMAT=json`,
+//! one JSON object per line for a log collector.
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the subscriber once; later calls do nothing.
+pub fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("FERRY_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.with_ansi(false).compact().try_init()
+    };
+}

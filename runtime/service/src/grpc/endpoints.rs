@@ -1,0 +1,199 @@
+//! `ferry.v1.Endpoints`: the one stream each endpoint opens, and component
+//! bytes by id.
+
+use ferry_proto::transfer::CHUNK;
+use ferry_proto::v1::{
+    self as pb, ServiceMessage, endpoint_message, endpoints_server, service_message, task_outcome,
+};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{BoxStream, blocking, status};
+use crate::Service;
+use crate::core::{Error, Failure, Hello, Outcome, TaskOutput, ToEndpoint};
+
+/// Most bytes of stdout and of stderr, and log lines, the service keeps per
+/// task, whatever an endpoint sends.
+const MAX_STREAM: usize = 1 << 20;
+const MAX_LOG_LINES: usize = 10_000;
+
+fn to_endpoint(m: ToEndpoint) -> ServiceMessage {
+    let kind = match m {
+        ToEndpoint::Tasks(tasks) => service_message::Kind::Tasks(pb::AssignmentBatch {
+            tasks: tasks
+                .into_iter()
+                .map(|a| pb::Assignment {
+                    task_id: a.task_id,
+                    function_id: a.function_id,
+                    export: a.export,
+                    args: a.args,
+                    limits: Some(pb::Limits {
+                        timeout_ms: a.limits.timeout_ms,
+                        memory_bytes: a.limits.memory_bytes,
+                        output_bytes: a.limits.output_bytes,
+                    }),
+                    requires: a.requires,
+                    lease: a.lease,
+                })
+                .collect(),
+        }),
+        ToEndpoint::Cancel(task_ids) => service_message::Kind::Cancel(pb::CancelTasks { task_ids }),
+    };
+    ServiceMessage { kind: Some(kind) }
+}
+
+fn outcome(o: pb::TaskOutcome) -> Outcome {
+    let result = match o.outcome {
+        Some(task_outcome::Outcome::Result(bytes)) => Ok(bytes),
+        Some(task_outcome::Outcome::Error(e)) => Err(Failure::new(e.kind, e.message)),
+        None => Err(Failure::new(
+            "internal",
+            "the endpoint sent an empty outcome",
+        )),
+    };
+    let output = o.output.map_or_else(TaskOutput::default, |out| {
+        let mut truncated = out.truncated;
+        let mut cap = |mut b: Vec<u8>| {
+            if b.len() > MAX_STREAM {
+                truncated += (b.len() - MAX_STREAM) as u64;
+                b.truncate(MAX_STREAM);
+            }
+            b
+        };
+        let (stdout, stderr) = (cap(out.stdout), cap(out.stderr));
+        let mut logs = out.logs;
+        logs.truncate(MAX_LOG_LINES);
+        TaskOutput {
+            stdout,
+            stderr,
+            logs,
+            truncated,
+        }
+    });
+    Outcome {
+        task_id: o.task_id,
+        lease: o.lease,
+        result,
+        started_at_ms: o.started_at_ms,
+        finished_at_ms: o.finished_at_ms,
+        output,
+    }
+}
+
+#[tonic::async_trait]
+impl endpoints_server::Endpoints for Service {
+    type SessionStream = BoxStream<ServiceMessage>;
+
+    async fn session(
+        &self,
+        req: Request<Streaming<pb::EndpointMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let mut incoming = req.into_inner();
+        let hello = match incoming.message().await? {
+            Some(pb::EndpointMessage {
+                kind: Some(endpoint_message::Kind::Hello(h)),
+            }) => h,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "an endpoint session must start with Hello",
+                ));
+            }
+        };
+        let broker_hello = Hello {
+            name: hello.name,
+            concurrency: hello.concurrency,
+            version: hello.version,
+            gpu: hello.gpu,
+            cameras: hello.cameras,
+        };
+        let (sid, mut from_broker) = self
+            .inner
+            .broker
+            .open_session(broker_hello)
+            .map_err(status)?;
+        let (tx, rx) = mpsc::channel::<Result<ServiceMessage, Status>>(64);
+        let welcome = ServiceMessage {
+            kind: Some(service_message::Kind::Welcome(pb::Welcome {
+                session_id: sid.to_string(),
+            })),
+        };
+        let _ = tx.send(Ok(welcome)).await;
+        tokio::spawn(async move {
+            while let Some(m) = from_broker.recv().await {
+                if tx.send(Ok(to_endpoint(m))).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let service = self.clone();
+        tokio::spawn(async move {
+            let broker = &service.inner.broker;
+            // Everything that has already arrived is handled together: one
+            // durable commit for all the results in it (group commit).
+            let mut chunks = incoming.ready_chunks(1024);
+            while let Some(chunk) = chunks.next().await {
+                let mut credits = 0u32;
+                let mut outcomes = Vec::new();
+                let mut holding = None;
+                let mut broken = false;
+                for msg in chunk {
+                    match msg.map(|m| m.kind) {
+                        Ok(Some(endpoint_message::Kind::Credits(n))) => {
+                            credits = credits.saturating_add(n)
+                        }
+                        Ok(Some(endpoint_message::Kind::Results(batch))) => {
+                            outcomes.extend(batch.outcomes.into_iter().map(outcome))
+                        }
+                        Ok(Some(endpoint_message::Kind::Heartbeat(h))) => holding = Some(h.holding),
+                        Ok(_) => {}
+                        Err(_) => broken = true,
+                    }
+                }
+                broker.heartbeat(sid, holding.as_deref());
+                if !outcomes.is_empty() {
+                    let svc = service.clone();
+                    if let Err(e) =
+                        blocking(move || svc.inner.broker.record_outcomes(sid, outcomes)).await
+                    {
+                        tracing::error!(session = sid, "recording outcomes: {}", e.message());
+                    }
+                }
+                if credits > 0
+                    && let Err(e) = broker.add_credits(sid, credits)
+                {
+                    tracing::error!(session = sid, "adding credits: {e}");
+                }
+                if broken {
+                    break;
+                }
+            }
+            let svc = service.clone();
+            if let Err(e) = blocking(move || svc.inner.broker.session_lost(sid)).await {
+                tracing::error!(session = sid, "ending a session: {}", e.message());
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type FetchComponentStream = BoxStream<pb::ComponentChunk>;
+
+    async fn fetch_component(
+        &self,
+        req: Request<pb::FetchComponentRequest>,
+    ) -> Result<Response<Self::FetchComponentStream>, Status> {
+        let id = req.into_inner().id;
+        let bytes = self
+            .inner
+            .store
+            .function_bytes(&id)
+            .map_err(|e| status(Error::internal(e)))?
+            .ok_or_else(|| Status::not_found(format!("unknown function `{id}`")))?;
+        let chunks: Vec<Result<pb::ComponentChunk, Status>> = bytes
+            .chunks(CHUNK)
+            .map(|c| Ok(pb::ComponentChunk { data: c.to_vec() }))
+            .collect();
+        Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
+    }
+}

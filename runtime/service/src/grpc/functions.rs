@@ -1,0 +1,184 @@
+//! `ferry.v1.Functions`: registration by blake3 id, lookups, memoization.
+
+use ferry_host::FunctionId;
+use ferry_proto::v1::{self as pb, functions_server};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{blocking, status};
+use crate::Service;
+use crate::core::Error;
+use crate::store::FunctionRecord;
+
+/// Longest a registration's check may take.
+const VALIDATION_TIME: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn function_info(r: &FunctionRecord) -> pb::FunctionInfo {
+    pb::FunctionInfo {
+        id: r.id.clone(),
+        size: r.size,
+        exports: r
+            .exports
+            .iter()
+            .map(|(name, signature)| pb::ExportInfo {
+                name: name.clone(),
+                signature: signature.clone(),
+            })
+            .collect(),
+        imports: r.imports.clone(),
+        registered_at_ms: r.registered_at_ms,
+        memoize: r.memoize,
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    status(Error::internal(e))
+}
+
+#[tonic::async_trait]
+impl functions_server::Functions for Service {
+    async fn memoize(
+        &self,
+        req: Request<pb::MemoizeRequest>,
+    ) -> Result<Response<pb::FunctionInfo>, Status> {
+        let req = req.into_inner();
+        let record = self
+            .inner
+            .store
+            .set_memoize(&req.id, !req.off)
+            .map_err(internal)?
+            .ok_or_else(|| {
+                Status::not_found(format!("unknown function `{}`; register it first", req.id))
+            })?;
+        let mut set = self
+            .inner
+            .memoized
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if req.off {
+            set.remove(&req.id);
+        } else {
+            set.insert(req.id);
+        }
+        Ok(Response::new(function_info(&record)))
+    }
+
+    async fn has(&self, req: Request<pb::HasRequest>) -> Result<Response<pb::HasResponse>, Status> {
+        let mut present = Vec::new();
+        for id in req.into_inner().ids {
+            if self.inner.store.function(&id).map_err(internal)?.is_some() {
+                present.push(id);
+            }
+        }
+        Ok(Response::new(pb::HasResponse { present }))
+    }
+
+    /// The upload is hashed as it streams in and refused as soon as it
+    /// passes the size cap; uploads wait their turn (a bounded number at
+    /// once), and the component is checked off the executor.
+    async fn register(
+        &self,
+        req: Request<Streaming<pb::RegisterChunk>>,
+    ) -> Result<Response<pb::FunctionInfo>, Status> {
+        let mut stream = req.into_inner();
+        let first = stream.message().await?.ok_or_else(|| {
+            Status::invalid_argument("empty upload: the first chunk must name the function id")
+        })?;
+        let id = first.id.trim().to_owned();
+        FunctionId::parse(&id).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let max = self.inner.config.max_component_bytes;
+        if first.total_size > max {
+            return Err(Status::resource_exhausted(format!(
+                "component is {} bytes, over the limit of {max} bytes",
+                first.total_size
+            )));
+        }
+        if let Some(existing) = self.inner.store.function(&id).map_err(internal)? {
+            return Ok(Response::new(function_info(&existing)));
+        }
+        let _turn = self
+            .inner
+            .registrations
+            .acquire()
+            .await
+            .map_err(|_| Status::unavailable("the service is stopping"))?;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&first.data);
+        let mut bytes = first.data;
+        while let Some(chunk) = stream.message().await? {
+            if bytes.len() as u64 + chunk.data.len() as u64 > max {
+                return Err(Status::resource_exhausted(format!(
+                    "component is over the limit of {max} bytes"
+                )));
+            }
+            hasher.update(&chunk.data);
+            bytes.extend_from_slice(&chunk.data);
+        }
+        let actual = hasher.finalize().to_hex().to_string();
+        if actual != id {
+            return Err(Status::invalid_argument(format!(
+                "hash mismatch: the upload claims to be `{id}` but its {} bytes hash to `{actual}`",
+                bytes.len()
+            )));
+        }
+        let service = self.clone();
+        let check = blocking(move || {
+            let f = service.inner.functions.load(&bytes)?;
+            let record = FunctionRecord {
+                id: id.clone(),
+                size: bytes.len() as u64,
+                exports: f
+                    .exports()
+                    .iter()
+                    .map(|e| (e.name().to_owned(), e.signature().to_string()))
+                    .collect(),
+                imports: f.imports().to_vec(),
+                registered_at_ms: ferry_proto::now_ms(),
+                memoize: service.memoized(&id),
+            };
+            service
+                .inner
+                .store
+                .put_function(&record, &bytes)
+                .map_err(Error::internal)?;
+            tracing::info!(function = %id, size = bytes.len(), "registered");
+            Ok(record)
+        });
+        // Validation is linear in the bytes, which are capped; this bounds
+        // the wait for it all the same.
+        let record = tokio::time::timeout(VALIDATION_TIME, check)
+            .await
+            .map_err(|_| {
+                Status::resource_exhausted(format!(
+                    "the component could not be checked within {VALIDATION_TIME:?}"
+                ))
+            })??;
+        Ok(Response::new(function_info(&record)))
+    }
+
+    async fn get(
+        &self,
+        req: Request<pb::GetFunctionRequest>,
+    ) -> Result<Response<pb::FunctionInfo>, Status> {
+        let id = req.into_inner().id;
+        match self.inner.store.function(&id).map_err(internal)? {
+            Some(r) => Ok(Response::new(function_info(&r))),
+            None => Err(Status::not_found(format!("unknown function `{id}`"))),
+        }
+    }
+
+    async fn list(
+        &self,
+        _: Request<pb::ListFunctionsRequest>,
+    ) -> Result<Response<pb::ListFunctionsResponse>, Status> {
+        let mut functions: Vec<pb::FunctionInfo> = self
+            .inner
+            .store
+            .functions()
+            .map_err(internal)?
+            .iter()
+            .map(function_info)
+            .collect();
+        functions.sort_by_key(|f| f.registered_at_ms);
+        Ok(Response::new(pb::ListFunctionsResponse { functions }))
+    }
+}

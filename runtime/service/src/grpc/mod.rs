@@ -1,0 +1,167 @@
+//! The gRPC face of the service: one thin adapter per service (functions,
+//! tasks, endpoints, blobs) translating to and from the broker core, plus
+//! health and reflection (v1 and v1alpha) so that `grpcurl` and Python's
+//! grpcio tools can list and call everything.
+
+mod blobs;
+mod endpoints;
+mod functions;
+mod tasks;
+
+use std::pin::Pin;
+
+use ferry_proto::v1::{self as pb, blobs_server, endpoints_server, functions_server, tasks_server};
+use futures::{Stream, StreamExt};
+use tokio::net::TcpListener;
+use tonic::Status;
+
+use crate::Service;
+use crate::core::{Error, TaskOutput, TaskRecord};
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// A broker error as a gRPC status.
+pub(crate) fn status(e: Error) -> Status {
+    match e {
+        Error::Invalid(m) => Status::invalid_argument(m),
+        Error::NotFound(m) => Status::not_found(m),
+        Error::Precondition(m) => Status::failed_precondition(m),
+        Error::Exhausted(m) => Status::resource_exhausted(m),
+        Error::Unavailable(m) => Status::unavailable(m),
+        e @ Error::Internal(_) => Status::internal(e.to_string()),
+    }
+}
+
+/// Runs blocking broker work (a transition commits to disk) off the
+/// executor.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Status> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(status),
+        Err(e) => Err(status(Error::internal(format!(
+            "a broker call panicked: {e}"
+        )))),
+    }
+}
+
+pub(crate) fn output(o: &TaskOutput) -> pb::TaskOutput {
+    pb::TaskOutput {
+        stdout: o.stdout.clone(),
+        stderr: o.stderr.clone(),
+        logs: o.logs.clone(),
+        truncated: o.truncated,
+    }
+}
+
+pub(crate) fn info(t: &TaskRecord) -> pb::TaskInfo {
+    pb::TaskInfo {
+        id: t.id.clone(),
+        endpoint: t.endpoint.clone(),
+        function_id: t.function_id.clone(),
+        export: t.export.clone(),
+        state: t.state.code(),
+        history: t
+            .history
+            .iter()
+            .map(|&(state, at_ms)| pb::StateTime {
+                state: state.code(),
+                at_ms,
+            })
+            .collect(),
+        result: t.result.clone().unwrap_or_default(),
+        error: t.error.clone().map(|e| pb::TaskError {
+            kind: e.kind,
+            message: e.message,
+        }),
+        depends_on: t.deps.clone(),
+        cache_hit: t.cache_hit,
+        attempts: t.attempts,
+        output: (!t.output.is_empty()).then(|| output(&t.output)),
+        lost: t.lost,
+    }
+}
+
+pub(crate) async fn serve(
+    service: Service,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    const MAX: usize = 64 << 20;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<functions_server::FunctionsServer<Service>>()
+        .await;
+    health
+        .set_serving::<tasks_server::TasksServer<Service>>()
+        .await;
+    health
+        .set_serving::<endpoints_server::EndpointsServer<Service>>()
+        .await;
+    health
+        .set_serving::<blobs_server::BlobsServer<Service>>()
+        .await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+    // `Server::tcp_nodelay` only covers sockets tonic binds itself; without
+    // it, small replies wait on delayed ACKs (~40 ms each).
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
+        let s = s?;
+        s.set_nodelay(true)?;
+        Ok::<_, std::io::Error>(s)
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tonic::transport::Server::builder()
+        .initial_stream_window_size(ferry_proto::STREAM_WINDOW)
+        .initial_connection_window_size(ferry_proto::CONNECTION_WINDOW)
+        // Half-open connections are found by pings, not by a TCP write
+        // that times out minutes later.
+        .http2_keepalive_interval(Some(ferry_proto::KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(ferry_proto::KEEPALIVE_TIMEOUT))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(
+            functions_server::FunctionsServer::new(service.clone())
+                .max_decoding_message_size(MAX)
+                .max_encoding_message_size(MAX),
+        )
+        .add_service(
+            tasks_server::TasksServer::new(service.clone())
+                .max_decoding_message_size(MAX)
+                .max_encoding_message_size(MAX),
+        )
+        .add_service(
+            endpoints_server::EndpointsServer::new(service.clone())
+                .max_decoding_message_size(MAX)
+                .max_encoding_message_size(MAX),
+        )
+        .add_service(
+            blobs_server::BlobsServer::new(service)
+                .max_decoding_message_size(MAX)
+                .max_encoding_message_size(MAX),
+        )
+        .serve_with_incoming_shutdown(incoming, async {
+            let _ = stopped.await;
+        });
+    let mut server = tokio::spawn(server);
+    tokio::select! {
+        r = &mut server => return Ok(r??),
+        () = shutdown => {}
+    }
+    let _ = stop.send(());
+    // Endpoint sessions and watch streams never end by themselves: give them
+    // a moment to drain, then stop regardless.
+    match tokio::time::timeout(std::time::Duration::from_secs(1), &mut server).await {
+        Ok(r) => Ok(r??),
+        Err(_) => {
+            server.abort();
+            Ok(())
+        }
+    }
+}

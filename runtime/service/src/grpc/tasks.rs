@@ -1,0 +1,217 @@
+//! `ferry.v1.Tasks`: submit, look up, list, cancel and watch tasks.
+
+use std::collections::HashMap;
+
+use ferry_proto::v1::{self as pb, tasks_server};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{BoxStream, blocking, info, status};
+use crate::Service;
+use crate::core::{Error, TaskState, Watched};
+
+/// Most tasks one `List` page holds.
+const MAX_PAGE: usize = 1000;
+
+#[tonic::async_trait]
+impl tasks_server::Tasks for Service {
+    async fn clear_cache(
+        &self,
+        _req: Request<pb::ClearCacheRequest>,
+    ) -> Result<Response<pb::ClearCacheResponse>, Status> {
+        let service = self.clone();
+        let removed =
+            blocking(move || service.inner.store.clear_memo().map_err(Error::internal)).await?;
+        Ok(Response::new(pb::ClearCacheResponse { removed }))
+    }
+
+    async fn submit(
+        &self,
+        req: Request<pb::SubmitRequest>,
+    ) -> Result<Response<pb::SubmitResponse>, Status> {
+        let service = self.clone();
+        let req = req.into_inner();
+        let mut ids = blocking(move || service.accept(vec![req])).await?;
+        Ok(Response::new(pb::SubmitResponse {
+            task_id: ids.remove(0),
+        }))
+    }
+
+    async fn submit_batch(
+        &self,
+        req: Request<pb::SubmitBatchRequest>,
+    ) -> Result<Response<pb::SubmitBatchResponse>, Status> {
+        let service = self.clone();
+        let tasks = req.into_inner().tasks;
+        let task_ids = blocking(move || service.accept(tasks)).await?;
+        Ok(Response::new(pb::SubmitBatchResponse { task_ids }))
+    }
+
+    async fn get(
+        &self,
+        req: Request<pb::GetTaskRequest>,
+    ) -> Result<Response<pb::TaskInfo>, Status> {
+        let id = req.into_inner().task_id;
+        match self.inner.broker.task(&id).map_err(status)? {
+            Some(t) => Ok(Response::new(info(&t))),
+            None => Err(Status::not_found(format!("unknown task `{id}`"))),
+        }
+    }
+
+    async fn cancel(
+        &self,
+        req: Request<pb::CancelRequest>,
+    ) -> Result<Response<pb::TaskInfo>, Status> {
+        let id = req.into_inner().task_id;
+        let service = self.clone();
+        let rec = blocking(move || service.inner.broker.cancel(&id)).await?;
+        Ok(Response::new(info(&rec)))
+    }
+
+    async fn list(
+        &self,
+        req: Request<pb::ListTasksRequest>,
+    ) -> Result<Response<pb::ListTasksResponse>, Status> {
+        let req = req.into_inner();
+        let mut states = Vec::new();
+        for code in &req.states {
+            states.push(
+                TaskState::from_code(*code).ok_or_else(|| {
+                    Status::invalid_argument(format!("unknown task state {code}"))
+                })?,
+            );
+        }
+        let limit = match req.limit {
+            0 => 100,
+            n => (n as usize).min(MAX_PAGE),
+        };
+        let service = self.clone();
+        let tasks = blocking(move || {
+            // Unfinished tasks' states live on the board (a dispatch is not
+            // stored); the store has the rest.
+            let live: HashMap<String, TaskState> = service
+                .inner
+                .broker
+                .board()
+                .tasks
+                .iter()
+                .map(|(id, t)| (id.clone(), t.state))
+                .collect();
+            let state_of = |t: &crate::TaskRecord| live.get(&t.id).copied().unwrap_or(t.state);
+            let mut tasks = service
+                .inner
+                .store
+                .list_tasks(&req.after, limit, &|t| {
+                    (req.endpoint.is_empty() || t.endpoint == req.endpoint)
+                        && (states.is_empty() || states.contains(&state_of(t)))
+                })
+                .map_err(Error::internal)?;
+            for t in &mut tasks {
+                t.state = state_of(t);
+            }
+            Ok(tasks)
+        })
+        .await?;
+        let next_after = if tasks.len() == limit {
+            tasks.last().map(|t| t.id.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let tasks = tasks
+            .iter()
+            .map(|t| pb::TaskInfo {
+                result: Vec::new(),
+                output: None,
+                ..info(t)
+            })
+            .collect();
+        Ok(Response::new(pb::ListTasksResponse { tasks, next_after }))
+    }
+
+    type WatchStream = BoxStream<pb::TaskEvent>;
+
+    async fn watch(
+        &self,
+        req: Request<Streaming<pb::WatchRequest>>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let mut incoming = req.into_inner();
+        let buffer = self.inner.broker.rules().watch_buffer.max(1);
+        let (out, rx) = mpsc::channel::<Result<pb::TaskEvent, Status>>(buffer.min(4096));
+        let (wid, mut events) = self.inner.broker.open_watch();
+        // The broker's events, converted off its lock.
+        let forward = out.clone();
+        tokio::spawn(async move {
+            while let Some(rec) = events.recv().await {
+                let event = pb::TaskEvent {
+                    task: Some(info(&rec)),
+                };
+                if forward.send(Ok(event)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let service = self.clone();
+        tokio::spawn(async move {
+            'requests: while let Ok(Some(req)) = incoming.message().await {
+                for id in req.task_ids {
+                    let event = match service.inner.broker.watch(wid, &id) {
+                        Ok(Watched::Following) => continue,
+                        Ok(Watched::Finished(t)) => Ok(pb::TaskEvent {
+                            task: Some(info(&t)),
+                        }),
+                        Ok(Watched::Unknown) => Ok(pb::TaskEvent {
+                            task: Some(pb::TaskInfo {
+                                id: id.clone(),
+                                error: Some(pb::TaskError {
+                                    kind: "unknown-task".into(),
+                                    message: format!("unknown task `{id}`"),
+                                }),
+                                ..Default::default()
+                            }),
+                        }),
+                        Err(e) => Err(status(e)),
+                    };
+                    if out.send(event).await.is_err() {
+                        break 'requests;
+                    }
+                }
+            }
+            service.inner.broker.close_watch(wid);
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn status(
+        &self,
+        _: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let broker = &self.inner.broker;
+        let endpoints = broker
+            .endpoints()
+            .into_iter()
+            .map(|e| pb::EndpointStatus {
+                online: e.sessions > 0,
+                sessions: e.sessions,
+                capacity: e.capacity,
+                in_flight: e.in_flight,
+                queued: e.queued,
+                last_heartbeat_ms: e.last_heartbeat_ms,
+                gpu: e.gpu,
+                cameras: e.cameras,
+                tasks_run: e.tasks_run,
+                name: e.name,
+            })
+            .collect();
+        let mut tasks: Vec<pb::StateCount> = broker
+            .counts()
+            .into_iter()
+            .map(|(state, count)| pb::StateCount {
+                state: state.code(),
+                count,
+            })
+            .collect();
+        tasks.sort_by_key(|c| c.state);
+        Ok(Response::new(pb::StatusResponse { endpoints, tasks }))
+    }
+}
