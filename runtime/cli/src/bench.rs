@@ -298,7 +298,7 @@ async fn pi(
         }
         answers = (
             match out.result {
-                Some(ferry_host::Val::Float64(x)) => x,
+                Some(ferry_host::Value::Float64(x)) => x,
                 other => anyhow::bail!("pi returned {other:?}"),
             },
             v,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ferry_client::{Client, SubmitOptions, WitResult};
-use ferry_host::{CallOptions, GpuChoice, Host, HostConfig, Limits, Val};
+use ferry_host::{CallOptions, GpuChoice, Host, HostConfig, Limits, Value};
 use serde::Deserialize;
 
 /// The same source the `kmeans` component is built from, compiled natively.
@@ -298,9 +298,9 @@ pub fn bench(args: &KmeansArgs, runs: u32) -> anyhow::Result<()> {
             .map_err(anyhow::Error::from)
             .and_then(|b| Ok(export.args_from_msgpack(&b)?))
     };
-    let cpu_args: Vec<Val> = encoded(false)?;
-    let gpu_args: Vec<Val> = encoded(true)?;
-    let call = |args: &[Val]| -> anyhow::Result<(f64, Clustering)> {
+    let cpu_args: Vec<Value> = encoded(false)?;
+    let gpu_args: Vec<Value> = encoded(true)?;
+    let call = |args: &[Value]| -> anyhow::Result<(f64, Clustering)> {
         let start = Instant::now();
         let out = runtime.block_on(host.call(
             &f,

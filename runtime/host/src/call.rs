@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferry_wit::Value;
 use wasmtime::component::{ResourceTable, Val};
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -43,7 +44,7 @@ impl WasiView for TaskState {
 #[derive(Debug)]
 pub struct Outcome {
     /// The returned value; `None` for a function without a result.
-    pub result: Option<Val>,
+    pub result: Option<Value>,
     pub stdout: Captured,
     pub stderr: Captured,
     pub logs: Vec<LogEvent>,
@@ -85,7 +86,7 @@ impl Host {
         &self,
         function: &Function,
         export: &Export,
-        args: &[Val],
+        args: &[Value],
         limits: &Limits,
         options: &CallOptions,
     ) -> Result<Outcome, Error> {
@@ -158,7 +159,8 @@ impl Host {
                     wasmtime::format_err!("export `{}` vanished from the instance", export.name())
                 })?;
             let mut results = vec![Val::Bool(false); usize::from(export.result_type().is_some())];
-            func.call_async(&mut store, args, &mut results).await?;
+            let args: Vec<Val> = args.iter().map(crate::value::to_val).collect();
+            func.call_async(&mut store, &args, &mut results).await?;
             wasmtime::Result::Ok(results.pop())
         };
         // The epoch callback enforces the limit inside wasm; this backstop
@@ -186,6 +188,12 @@ impl Host {
                 });
             }
         }
+        let result = match result {
+            None => None,
+            Some(v) => Some(crate::value::from_val(v).ok_or_else(|| {
+                Error::Internal("the function returned a kind of value ferry cannot carry".into())
+            })?),
+        };
         Ok(Outcome {
             result,
             stdout: stdout.take(),

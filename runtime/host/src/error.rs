@@ -87,6 +87,22 @@ pub enum Error {
     Internal(String),
 }
 
+impl From<ferry_wit::Error> for Error {
+    fn from(e: ferry_wit::Error) -> Self {
+        use ferry_wit::Error as W;
+        match e {
+            W::BadComponent(m) => Error::BadComponent(m),
+            W::UnknownExport { name, available } => Error::UnknownExport { name, available },
+            W::AmbiguousExport { name, candidates } => Error::AmbiguousExport { name, candidates },
+            W::UnsupportedSignature { export, reason } => {
+                Error::UnsupportedSignature { export, reason }
+            }
+            W::BadArguments { export, message } => Error::BadArguments { export, message },
+            W::Codec(m) => Error::Internal(m),
+        }
+    }
+}
+
 impl Error {
     /// A stable, kebab-case code for this kind of error, used on the wire.
     pub fn kind(&self) -> &'static str {

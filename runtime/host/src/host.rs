@@ -198,7 +198,7 @@ impl Host {
         if let Some(f) = self.cached(id)? {
             return Ok(f);
         }
-        check_component_bytes(bytes)?;
+        ferry_wit::check_component_bytes(bytes)?;
         let component = Component::new(&self.inner.engine, bytes)
             .map_err(|e| Error::BadComponent(format!("{e:#}")))?;
         self.inner.compiled.fetch_add(1, Ordering::Relaxed);
@@ -423,28 +423,6 @@ fn create_private_dir(dir: &Path) -> Result<(), Error> {
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
     }
     Ok(())
-}
-
-/// Rejects bytes that are not a component before handing them to Cranelift,
-/// with a message that says what they are instead.
-fn check_component_bytes(bytes: &[u8]) -> Result<(), Error> {
-    const MAGIC: &[u8] = b"\0asm";
-    if bytes.len() >= 8 && bytes.starts_with(MAGIC) && bytes[6..8] == [0x01, 0x00] {
-        return Ok(());
-    }
-    if bytes.len() >= 8 && bytes.starts_with(MAGIC) && bytes[4..8] == [0x01, 0x00, 0x00, 0x00] {
-        return Err(Error::BadComponent(
-            "this is a core WebAssembly module, not a component; build it with \
-             `cargo component build` or `cargo build --target wasm32-wasip2`"
-                .into(),
-        ));
-    }
-    let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    Err(Error::BadComponent(format!(
-        "the bytes do not start with the WebAssembly magic `00 61 73 6d` (got `{}`, {} bytes in all)",
-        head.join(" "),
-        bytes.len()
-    )))
 }
 
 fn ungranted_import(component: &Component, engine: &Engine, err: wasmtime::Error) -> Error {

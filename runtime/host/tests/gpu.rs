@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use common::*;
 use ferry_host::{
-    CallOptions, Function, GpuChoice, Host, HostConfig, Limits, Val, capabilities::gpu::GpuInfo,
+    CallOptions, Function, GpuChoice, Host, HostConfig, Limits, Value, capabilities::gpu::GpuInfo,
 };
 use serde::Deserialize;
 
@@ -45,7 +45,7 @@ async fn json(
     limits: &Limits,
 ) -> Result<serde_json::Value, ferry_host::Error> {
     let export = f.export(export)?;
-    let vals: Vec<Val> = export.args_from_json(&args)?;
+    let vals: Vec<Value> = export.args_from_json(&args)?;
     let out = host
         .call(f, export, &vals, limits, &CallOptions::default())
         .await?;

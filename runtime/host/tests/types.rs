@@ -310,10 +310,10 @@ async fn bad_arguments_name_the_argument_and_the_expected_type() {
     let vals = e.args_from_msgpack(&bin).unwrap();
     assert_eq!(
         vals,
-        vec![ferry_host::Val::List(
+        vec![ferry_host::Value::List(
             vec![1u8, 2, 3]
                 .into_iter()
-                .map(ferry_host::Val::U8)
+                .map(ferry_host::Value::U8)
                 .collect()
         )]
     );

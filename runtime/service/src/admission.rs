@@ -8,7 +8,7 @@ use ferry_proto::v1::{self as pb, submit_request};
 
 use crate::Service;
 use crate::core::{Error, Result, TaskLimits, TaskRecord, TaskState, memo_key};
-use crate::functions::host_error;
+use crate::functions::wit_error;
 
 /// Failure kinds a submission may name in `retry_on`.
 pub const RETRY_KINDS: &[&str] = &[
@@ -112,7 +112,7 @@ impl Service {
             )));
         };
         let f = self.inner.functions.get(&req.function_id)?;
-        let function_id = f.id().to_hex().to_string();
+        let function_id = f.id.to_hex();
         for need in &req.requires {
             match need.as_str() {
                 "gpu" if has_gpu == Some(false) => {
@@ -150,8 +150,8 @@ impl Service {
                 )));
             }
         }
-        let export = f.export(&req.export).map_err(host_error)?;
-        export.check_supported().map_err(host_error)?;
+        let export = f.export(&req.export).map_err(wit_error)?;
+        export.check_supported().map_err(wit_error)?;
         let limits = req.limits.unwrap_or_default();
         let mut record = TaskRecord::new(
             new_task_id(),
@@ -173,8 +173,8 @@ impl Service {
             Some(submit_request::Args::Msgpack(bytes)) => {
                 self.check_size(bytes.len())?;
                 if !contains(&bytes, b"$task") {
-                    let vals = export.args_from_msgpack(&bytes).map_err(host_error)?;
-                    record.args = export.args_to_msgpack(&vals).map_err(host_error)?;
+                    let vals = export.args_from_msgpack(&bytes).map_err(wit_error)?;
+                    record.args = export.args_to_msgpack(&vals).map_err(wit_error)?;
                     self.memo_lookup(&mut record, memoize)?;
                     return Ok(record);
                 }
@@ -201,8 +201,8 @@ impl Service {
             }
         }
         if found.is_empty() {
-            let vals = export.args_from_json(&values).map_err(host_error)?;
-            record.args = export.args_to_msgpack(&vals).map_err(host_error)?;
+            let vals = export.args_from_json(&values).map_err(wit_error)?;
+            record.args = export.args_to_msgpack(&vals).map_err(wit_error)?;
             self.memo_lookup(&mut record, memoize)?;
             return Ok(record);
         }
@@ -265,7 +265,7 @@ impl Service {
                 })?,
             };
             let pf = self.inner.functions.get(&producer.function_id)?;
-            let pe = pf.export(&producer.export).map_err(host_error)?;
+            let pe = pf.export(&producer.export).map_err(wit_error)?;
             let fed = crate::deps::fed_type(pe)
                 .map_err(|m| Error::invalid(format!("{} refers to task {id}, but {m}", r.at)))?;
             if !fed.fits(&r.want) {

@@ -54,7 +54,7 @@ pub(crate) fn named_blobs(msgpack: &[u8], out: &mut HashSet<String>) {
 
 /// Parses a blob name: 64 hex digits of blake3.
 pub(crate) fn parse_hash(hash: &str) -> Result<blake3::Hash, Status> {
-    ferry_host::parse_blob_hash(hash).map_err(Status::invalid_argument)
+    ferry_wit::parse_blob_hash(hash).map_err(Status::invalid_argument)
 }
 
 impl BlobStore {
@@ -88,7 +88,7 @@ impl BlobStore {
             };
             for f in files.flatten() {
                 let name = f.file_name().to_string_lossy().into_owned();
-                if ferry_host::parse_blob_hash(&name).is_err() {
+                if ferry_wit::parse_blob_hash(&name).is_err() {
                     continue;
                 }
                 if let Ok(m) = f.metadata() {
@@ -125,8 +125,7 @@ impl BlobStore {
                 continue;
             }
             if !dry_run {
-                let path =
-                    ferry_host::blob_path(&self.dir, &hash).expect("listed names are hashes");
+                let path = ferry_wit::blob_path(&self.dir, &hash).expect("listed names are hashes");
                 // A download under way keeps its open handle.
                 match std::fs::remove_file(&path) {
                     Ok(()) => {
@@ -143,7 +142,7 @@ impl BlobStore {
     }
 
     pub(crate) fn path(&self, hash: &blake3::Hash) -> PathBuf {
-        ferry_host::blob_path(&self.dir, &hash.to_hex()).expect("a parsed hash is well-formed")
+        ferry_wit::blob_path(&self.dir, &hash.to_hex()).expect("a parsed hash is well-formed")
     }
 
     /// The size of a stored blob, if present.

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use ferry_host::{Export, WitType};
+use ferry_wit::{Export, WitType};
 use serde_json::Value;
 
 /// The task id a value refers to, if it is a reference.

@@ -1,62 +1,74 @@
-//! The registry's view of functions: components by id, loaded once and
+//! The registry's view of functions: each component's exports and imports,
+//! read from its bytes with `ferry-wit` (validated, never compiled) and
 //! kept, for checking submissions and resolving dataflow.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
-use ferry_host::{Error as HostError, Function, FunctionId, Host, HostConfig};
+use ferry_wit::{Component, Error as WitError, FunctionId};
 
 use crate::core::{Catalog, Error};
 use crate::store::Store;
 
+/// Decoded components kept in memory; past this many the cache starts over.
+const KEPT: usize = 4096;
+
 pub(crate) struct Functions {
     store: Arc<dyn Store>,
-    /// Reads components' types; never runs a task.
-    host: Host,
+    decoded: RwLock<HashMap<FunctionId, Arc<Component>>>,
 }
 
-/// A host error as the broker reports it.
-pub(crate) fn host_error(e: HostError) -> Error {
+/// A `ferry-wit` error as the broker reports it.
+pub(crate) fn wit_error(e: WitError) -> Error {
     match &e {
-        HostError::BadComponent(_)
-        | HostError::BadArguments { .. }
-        | HostError::UnsupportedSignature { .. } => Error::invalid(e.to_string()),
-        HostError::UngrantedImport { .. } => Error::precondition(e.to_string()),
-        HostError::UnknownExport { .. } | HostError::AmbiguousExport { .. } => {
+        WitError::BadComponent(_)
+        | WitError::BadArguments { .. }
+        | WitError::UnsupportedSignature { .. } => Error::invalid(e.to_string()),
+        WitError::UnknownExport { .. } | WitError::AmbiguousExport { .. } => {
             Error::not_found(e.to_string())
         }
-        _ => Error::internal(e),
+        WitError::Codec(_) => Error::internal(e),
     }
 }
 
 impl Functions {
-    pub(crate) fn new(store: Arc<dyn Store>, compiled: &std::path::Path) -> anyhow::Result<Self> {
-        let host = Host::new(HostConfig {
-            cache_dir: Some(compiled.to_owned()),
-            pooling: false,
-            ..HostConfig::default()
-        })?;
-        Ok(Functions { store, host })
+    pub(crate) fn new(store: Arc<dyn Store>) -> Self {
+        Functions {
+            store,
+            decoded: RwLock::default(),
+        }
     }
 
-    /// The function, from memory, the compiled cache or the store.
-    pub(crate) fn get(&self, id: &str) -> Result<Arc<Function>, Error> {
-        let fid = FunctionId::parse(id).map_err(|e| Error::invalid(e.to_string()))?;
-        if let Some(f) = self.host.cached(fid).map_err(Error::internal)? {
-            return Ok(f);
+    /// A registered function, from memory or the store.
+    pub(crate) fn get(&self, id: &str) -> Result<Arc<Component>, Error> {
+        let fid = FunctionId::parse(id).map_err(wit_error)?;
+        if let Some(c) = self
+            .decoded
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&fid)
+        {
+            return Ok(c.clone());
         }
         let bytes = self
             .store
-            .function_bytes(id)
+            .function_bytes(&fid.to_hex())
             .map_err(Error::internal)?
             .ok_or_else(|| {
                 Error::not_found(format!("unknown function `{id}`; register it first"))
             })?;
-        self.host.load(&bytes).map_err(host_error)
+        self.load(&bytes)
     }
 
     /// Validates a component and reads its exports and imports.
-    pub(crate) fn load(&self, bytes: &[u8]) -> Result<Arc<Function>, Error> {
-        self.host.load(bytes).map_err(host_error)
+    pub(crate) fn load(&self, bytes: &[u8]) -> Result<Arc<Component>, Error> {
+        let c = Arc::new(Component::decode(bytes).map_err(wit_error)?);
+        let mut kept = self.decoded.write().unwrap_or_else(|p| p.into_inner());
+        if kept.len() >= KEPT {
+            kept.clear();
+        }
+        kept.insert(c.id, c.clone());
+        Ok(c)
     }
 }
 

@@ -100,10 +100,7 @@ impl Service {
     }
 
     pub fn with_store(config: ServiceConfig, store: Arc<dyn Store>) -> anyhow::Result<Service> {
-        let functions = Arc::new(functions::Functions::new(
-            store.clone(),
-            &config.data_dir.join("compiled"),
-        )?);
+        let functions = Arc::new(functions::Functions::new(store.clone()));
         let broker = Broker::open(store.clone(), functions.clone(), config.rules.clone())
             .map_err(|e| anyhow::anyhow!("opening the broker: {e}"))?;
         let blobs = blobs::BlobStore::open(

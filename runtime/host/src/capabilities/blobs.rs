@@ -43,18 +43,7 @@ pub struct NewBlob {
     pub path: PathBuf,
 }
 
-/// Where a blob lives in a blob directory: `<dir>/<first two hex>/<hash>`,
-/// the one layout of the service's store, endpoint caches and [`DirSource`].
-pub fn blob_path(dir: &Path, hash: &str) -> Result<PathBuf, String> {
-    let hex = parse_blob_hash(hash)?.to_hex();
-    Ok(dir.join(&hex[..2]).join(hex.as_str()))
-}
-
-/// A blob's name: 64 hex digits of blake3.
-pub fn parse_blob_hash(hash: &str) -> Result<blake3::Hash, String> {
-    blake3::Hash::from_hex(hash)
-        .map_err(|_| format!("`{hash}` is not a blob hash (64 hex digits of blake3)"))
-}
+pub use ferry_wit::{blob_path, parse_blob_hash};
 
 /// Blobs already in a directory laid out as the service stores them
 /// (`<dir>/<first two hex>/<hash>`).

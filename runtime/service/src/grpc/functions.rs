@@ -1,7 +1,7 @@
 //! `ferry.v1.Functions`: registration by blake3 id, lookups, memoization.
 
-use ferry_host::FunctionId;
 use ferry_proto::v1::{self as pb, functions_server};
+use ferry_wit::FunctionId;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{blocking, status};
@@ -127,11 +127,11 @@ impl functions_server::Functions for Service {
                 id: id.clone(),
                 size: bytes.len() as u64,
                 exports: f
-                    .exports()
+                    .exports
                     .iter()
                     .map(|e| (e.name().to_owned(), e.signature().to_string()))
                     .collect(),
-                imports: f.imports().to_vec(),
+                imports: f.imports.clone(),
                 registered_at_ms: ferry_proto::now_ms(),
                 memoize: service.memoized(&id),
             };
