@@ -59,6 +59,27 @@ fn marks_config(dir: &Path, name: &str, port: u16) -> std::path::PathBuf {
     path
 }
 
+/// An endpoint started from a [`marks_config`].
+fn marks_endpoint(config: &Path, cache: &Path, concurrency: u32, prefetch: u32) -> Proc {
+    let (concurrency, prefetch) = (concurrency.to_string(), prefetch.to_string());
+    Proc(
+        ferry(&[
+            "endpoint",
+            "start",
+            "--config",
+            config.to_str().unwrap(),
+            "--concurrency",
+            &concurrency,
+            "--prefetch",
+            &prefetch,
+            "--cache-dir",
+            cache.to_str().unwrap(),
+        ])
+        .spawn()
+        .unwrap(),
+    )
+}
+
 /// Executions per tag, from the files `mark` left.
 fn executions(dir: &Path) -> HashMap<String, usize> {
     let mut runs = HashMap::new();
@@ -68,6 +89,31 @@ fn executions(dir: &Path) -> HashMap<String, usize> {
         *runs.entry(tag).or_default() += 1;
     }
     runs
+}
+
+/// Submits `mark(/marks, i)` for each `i` below `n`, in batches.
+async fn submit_marks(
+    client: &ferry_client::Client,
+    endpoint: &str,
+    function: &str,
+    n: u32,
+    batch: usize,
+) -> Vec<ferry_client::TaskFuture<ferry_client::WitResult<(), String>>> {
+    let mut futures = Vec::with_capacity(n as usize);
+    for chunk in (0..n).collect::<Vec<u32>>().chunks(batch) {
+        futures.extend(
+            client
+                .submit_batch::<_, ferry_client::WitResult<(), String>>(
+                    endpoint,
+                    function,
+                    "mark",
+                    chunk.iter().map(|i| ("/marks", i.to_string())),
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    futures
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,52 +302,12 @@ async fn ten_thousand_tasks_over_two_endpoints_each_run_exactly_once() {
     let port = free_port();
     let _service = serve(&dir.path().join("data"), port);
     let config = marks_config(dir.path(), "pool", port);
-    let cfg = config.to_str().unwrap();
-    let _a = Proc(
-        ferry(&[
-            "endpoint",
-            "start",
-            "--config",
-            cfg,
-            "--concurrency",
-            "2",
-            "--cache-dir",
-            dir.path().join("a").to_str().unwrap(),
-        ])
-        .spawn()
-        .unwrap(),
-    );
-    let _b = Proc(
-        ferry(&[
-            "endpoint",
-            "start",
-            "--config",
-            cfg,
-            "--concurrency",
-            "2",
-            "--cache-dir",
-            dir.path().join("b").to_str().unwrap(),
-        ])
-        .spawn()
-        .unwrap(),
-    );
+    let _a = marks_endpoint(&config, &dir.path().join("a"), 2, 2);
+    let _b = marks_endpoint(&config, &dir.path().join("b"), 2, 2);
     let client = ready(port, "pool", 2).await;
     let probe = client.register(&guest_bytes("files-probe")).await.unwrap();
     let n = 10_000;
-    let mut futures = Vec::new();
-    for chunk in (0..n).collect::<Vec<u32>>().chunks(1000) {
-        futures.extend(
-            client
-                .submit_batch::<_, ferry_client::WitResult<(), String>>(
-                    "pool",
-                    &probe.id,
-                    "mark",
-                    chunk.iter().map(|i| ("/marks", i.to_string())),
-                )
-                .await
-                .unwrap(),
-        );
-    }
+    let futures = submit_marks(&client, "pool", &probe.id, n, 1000).await;
     for f in futures {
         Result::<(), String>::from(f.await.unwrap()).unwrap();
     }
@@ -326,39 +332,11 @@ async fn a_service_killed_during_100k_tasks_loses_none_and_repeats_only_what_was
     let config = marks_config(dir.path(), "local", port);
     let concurrency = 2;
     let prefetch = 2;
-    let _ep = Proc(
-        ferry(&[
-            "endpoint",
-            "start",
-            "--config",
-            config.to_str().unwrap(),
-            "--concurrency",
-            &concurrency.to_string(),
-            "--prefetch",
-            &prefetch.to_string(),
-            "--cache-dir",
-            dir.path().join("cache").to_str().unwrap(),
-        ])
-        .spawn()
-        .unwrap(),
-    );
+    let _ep = marks_endpoint(&config, &dir.path().join("cache"), concurrency, prefetch);
     let client = ready(port, "local", 1).await;
     let probe = client.register(&guest_bytes("files-probe")).await.unwrap();
     let n: u32 = 100_000;
-    let mut futures = Vec::with_capacity(n as usize);
-    for chunk in (0..n).collect::<Vec<u32>>().chunks(5000) {
-        futures.extend(
-            client
-                .submit_batch::<_, ferry_client::WitResult<(), String>>(
-                    "local",
-                    &probe.id,
-                    "mark",
-                    chunk.iter().map(|i| ("/marks", i.to_string())),
-                )
-                .await
-                .unwrap(),
-        );
-    }
+    let futures = submit_marks(&client, "local", &probe.id, n, 5000).await;
     until(&client, "a fifth of the tasks done", |s| {
         s.tasks
             .iter()

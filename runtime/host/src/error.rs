@@ -7,29 +7,14 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The bytes are not a valid WebAssembly component.
-    #[error("not a valid WebAssembly component: {0}")]
-    BadComponent(String),
+    /// What is wrong with a component's bytes, an export name or arguments
+    /// (`ferry-wit` says, as the service does).
+    #[error(transparent)]
+    Wit(#[from] ferry_wit::Error),
 
     /// The component imports something this host does not provide.
     #[error("the function imports `{import}`, which this endpoint does not grant{hint}")]
     UngrantedImport { import: String, hint: String },
-
-    /// No export by that name.
-    #[error("unknown export `{name}`; the function exports: {available}")]
-    UnknownExport { name: String, available: String },
-
-    /// A short name that more than one interface exports.
-    #[error("export name `{name}` is ambiguous; name one of: {candidates}")]
-    AmbiguousExport { name: String, candidates: String },
-
-    /// The export's signature uses a type ferry cannot carry (resources, streams, ...).
-    #[error("export `{export}` cannot be called through ferry: {reason}")]
-    UnsupportedSignature { export: String, reason: String },
-
-    /// The arguments do not fit the export's signature.
-    #[error("bad arguments for `{export}`: {message}")]
-    BadArguments { export: String, message: String },
 
     /// The guest trapped (a panic, an `unreachable`, a bad memory access...).
     #[error("the function trapped: {message}{}{}", fmt_backtrace(.backtrace), fmt_stderr(.stderr))]
@@ -87,32 +72,12 @@ pub enum Error {
     Internal(String),
 }
 
-impl From<ferry_wit::Error> for Error {
-    fn from(e: ferry_wit::Error) -> Self {
-        use ferry_wit::Error as W;
-        match e {
-            W::BadComponent(m) => Error::BadComponent(m),
-            W::UnknownExport { name, available } => Error::UnknownExport { name, available },
-            W::AmbiguousExport { name, candidates } => Error::AmbiguousExport { name, candidates },
-            W::UnsupportedSignature { export, reason } => {
-                Error::UnsupportedSignature { export, reason }
-            }
-            W::BadArguments { export, message } => Error::BadArguments { export, message },
-            W::Codec(m) => Error::Internal(m),
-        }
-    }
-}
-
 impl Error {
     /// A stable, kebab-case code for this kind of error, used on the wire.
     pub fn kind(&self) -> &'static str {
         match self {
-            Error::BadComponent(_) => "bad-component",
+            Error::Wit(e) => e.kind(),
             Error::UngrantedImport { .. } => "ungranted-import",
-            Error::UnknownExport { .. } => "unknown-export",
-            Error::AmbiguousExport { .. } => "ambiguous-export",
-            Error::UnsupportedSignature { .. } => "unsupported-signature",
-            Error::BadArguments { .. } => "bad-arguments",
             Error::Trap { .. } => "trap",
             Error::Timeout { .. } => "timeout",
             Error::OutOfMemory { .. } => "out-of-memory",

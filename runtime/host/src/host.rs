@@ -200,7 +200,7 @@ impl Host {
         }
         ferry_wit::check_component_bytes(bytes)?;
         let component = Component::new(&self.inner.engine, bytes)
-            .map_err(|e| Error::BadComponent(format!("{e:#}")))?;
+            .map_err(|e| ferry_wit::Error::BadComponent(format!("{e:#}")))?;
         self.inner.compiled.fetch_add(1, Ordering::Relaxed);
         if let Some(path) = self.cache_path(id) {
             self.write_artifact(&component, &path)?;
@@ -441,6 +441,6 @@ fn ungranted_import(component: &Component, engine: &Engine, err: wasmtime::Error
                 " (ferry functions may import WASI and `ferry:host` interfaces only)".to_owned()
             },
         },
-        None => Error::BadComponent(format!("cannot link the component: {err:#}")),
+        None => ferry_wit::Error::BadComponent(format!("cannot link the component: {err:#}")).into(),
     }
 }

@@ -207,7 +207,7 @@ async fn exports_are_found_by_short_and_full_name_and_printed_as_wit() {
         "func(fail: bool) -> result<_, string>"
     );
     match f.export("no-such-thing") {
-        Err(Error::UnknownExport { name, available }) => {
+        Err(Error::Wit(ferry_wit::Error::UnknownExport { name, available })) => {
             assert_eq!(name, "no-such-thing");
             assert!(available.contains("echo-point"), "{available}");
         }

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::Service;
-use crate::core::TaskState;
+use crate::core::{EndpointView, TaskState};
 
 /// Upper bounds of the latency buckets, in seconds.
 const BOUNDS: [f64; 14] = [
@@ -86,33 +86,36 @@ pub fn render(service: &Service) -> String {
         let _ = writeln!(out, "ferry_tasks{{state=\"{}\"}} {n}", state.label());
     }
     let endpoints = broker.endpoints();
-    out.push_str("# HELP ferry_queue_depth Tasks queued per endpoint name.\n# TYPE ferry_queue_depth gauge\n");
-    for e in &endpoints {
-        let _ = writeln!(
-            out,
-            "ferry_queue_depth{{endpoint=\"{}\"}} {}",
-            label(&e.name),
-            e.queued
-        );
-    }
-    out.push_str("# HELP ferry_sessions Connected endpoint sessions per endpoint name.\n# TYPE ferry_sessions gauge\n");
-    for e in &endpoints {
-        let _ = writeln!(
-            out,
-            "ferry_sessions{{endpoint=\"{}\"}} {}",
-            label(&e.name),
-            e.sessions
-        );
-    }
-    out.push_str("# HELP ferry_in_flight Tasks leased to sessions per endpoint name.\n# TYPE ferry_in_flight gauge\n");
-    for e in &endpoints {
-        let _ = writeln!(
-            out,
-            "ferry_in_flight{{endpoint=\"{}\"}} {}",
-            label(&e.name),
-            e.in_flight
-        );
-    }
+    let per_endpoint =
+        |out: &mut String, name: &str, help: &str, value: &dyn Fn(&EndpointView) -> u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for e in &endpoints {
+                let _ = writeln!(
+                    out,
+                    "{name}{{endpoint=\"{}\"}} {}",
+                    label(&e.name),
+                    value(e)
+                );
+            }
+        };
+    per_endpoint(
+        &mut out,
+        "ferry_queue_depth",
+        "Tasks queued per endpoint name.",
+        &|e| e.queued,
+    );
+    per_endpoint(
+        &mut out,
+        "ferry_sessions",
+        "Connected endpoint sessions per endpoint name.",
+        &|e| u64::from(e.sessions),
+    );
+    per_endpoint(
+        &mut out,
+        "ferry_in_flight",
+        "Tasks leased to sessions per endpoint name.",
+        &|e| u64::from(e.in_flight),
+    );
     let (expired, refused) = broker.lease_counters();
     let _ = writeln!(
         out,

@@ -551,25 +551,3 @@ fn float<S: Serializer>(
         s.serialize_str("-Infinity")
     }
 }
-
-/// The bytes a value takes in memory once lifted: what the output cap counts.
-pub fn payload_size(v: &Val) -> u64 {
-    match v {
-        Val::Bool(_) | Val::S8(_) | Val::U8(_) => 1,
-        Val::S16(_) | Val::U16(_) => 2,
-        Val::S32(_) | Val::U32(_) | Val::Float32(_) | Val::Char(_) => 4,
-        Val::S64(_) | Val::U64(_) | Val::Float64(_) => 8,
-        Val::String(s) => s.len() as u64,
-        Val::Enum(s) => s.len() as u64,
-        Val::List(vs) | Val::Tuple(vs) => vs.iter().map(payload_size).sum(),
-        Val::Record(fs) => fs.iter().map(|(_, v)| payload_size(v)).sum(),
-        Val::Variant(n, v) => n.len() as u64 + v.as_deref().map_or(0, payload_size),
-        Val::Option(v) => 1 + v.as_deref().map_or(0, payload_size),
-        Val::Result(r) => {
-            1 + match r {
-                Ok(v) | Err(v) => v.as_deref().map_or(0, payload_size),
-            }
-        }
-        Val::Flags(names) => names.iter().map(|n| n.len() as u64).sum(),
-    }
-}

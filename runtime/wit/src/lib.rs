@@ -22,7 +22,6 @@ mod types;
 mod value;
 
 pub use blobs::{blob_path, parse_blob_hash};
-pub use codec::payload_size;
 pub use component::{Component, FunctionId, check_component_bytes};
 pub use error::Error;
 pub use export::{Export, find as find_export};
