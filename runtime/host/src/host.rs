@@ -441,6 +441,8 @@ fn ungranted_import(component: &Component, engine: &Engine, err: wasmtime::Error
                 " (ferry functions may import WASI and `ferry:host` interfaces only)".to_owned()
             },
         },
-        None => ferry_wit::Error::BadComponent(format!("cannot link the component: {err:#}")).into(),
+        None => {
+            ferry_wit::Error::BadComponent(format!("cannot link the component: {err:#}")).into()
+        }
     }
 }
