@@ -100,7 +100,10 @@ async fn the_aarch64_endpoint_under_qemu_gives_the_x86_answers() {
     ready(port, "x86", 1).await;
     let client = ready(port, "arm", 1).await;
     let log = std::fs::read_to_string(&arm_log).unwrap();
-    assert!(log.contains("(aarch64) dialling"), "{log}");
+    assert!(
+        log.contains("dialling") && log.contains("arch=\"aarch64\""),
+        "{log}"
+    );
 
     // The same components, by hash, to both.
     let pi = client.register(&guest_bytes("pi")).await.unwrap();
