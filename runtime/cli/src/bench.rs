@@ -111,6 +111,10 @@ pub enum BenchCommand {
         mib: u64,
         #[arg(long, default_value_t = 3)]
         runs: u32,
+        /// Make the store of finished tasks here and keep it (to start
+        /// `ferry serve` on it), instead of in a temporary directory.
+        #[arg(long)]
+        keep: Option<PathBuf>,
     },
     /// Monte-Carlo pi in Wasm against the same Rust compiled natively.
     Pi {
@@ -175,9 +179,10 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         finished,
         mib,
         runs,
+        keep,
     } = cmd
     {
-        crate::servicebench::run(component, finished, mib.max(1), runs.max(1))?;
+        crate::servicebench::run(component, finished, mib.max(1), runs.max(1), keep)?;
         return Ok(ExitCode::SUCCESS);
     }
     if let BenchCommand::Kmeans { args, runs } = &cmd {

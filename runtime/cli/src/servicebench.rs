@@ -10,10 +10,17 @@ use ferry_service::{RedbStore, Service, ServiceConfig, Store, TaskRecord, TaskSt
 
 use crate::bench::{fmt, median};
 
-pub fn run(component: Option<PathBuf>, finished: u64, mib: u64, runs: u32) -> anyhow::Result<()> {
+pub fn run(
+    component: Option<PathBuf>,
+    finished: u64,
+    mib: u64,
+    runs: u32,
+    keep: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let dir = tempfile_dir("ferry-bench-service")?;
     let result = (|| {
-        let (startup, rss) = startup(&dir.join("store"), finished, runs)?;
+        let store = keep.clone().unwrap_or_else(|| dir.join("store"));
+        let (startup, rss) = startup(&store, finished, runs)?;
         let (register, size) = register(&dir.join("register"), component, mib, runs)?;
         println!("## ferry bench service");
         println!();
@@ -121,7 +128,7 @@ fn register(
             let server = tokio::spawn(service.serve(listener, async {
                 let _ = stopped.await;
             }));
-            let client = crate::fabric::connect_when_ready(&url).await?;
+            let client = connect(&url).await?;
             let start = Instant::now();
             client.register(&bytes).await?;
             let took = start.elapsed();
@@ -132,6 +139,23 @@ fn register(
         times.push(took);
     }
     Ok((median(times), size))
+}
+
+/// Connects once the service answers (it runs no endpoint here).
+async fn connect(url: &str) -> anyhow::Result<ferry_client::Client> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(c) = ferry_client::Client::connect(url).await
+            && c.status().await.is_ok()
+        {
+            return Ok(c);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the service at {url} did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// `base` with a custom section appended so that the whole is `total` bytes;
