@@ -58,6 +58,34 @@ pub struct Outcome {
     pub blobs: Vec<NewBlob>,
 }
 
+/// What a call printed and logged.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Output {
+    pub stdout: Captured,
+    pub stderr: Captured,
+    pub logs: Vec<LogEvent>,
+    /// Log events past [`Limits::log_events`], counted but not kept.
+    pub logs_dropped: u64,
+}
+
+/// A call that failed, with what it printed and logged before it did: a
+/// user needs that most when a remote task misbehaves.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct Failed {
+    pub error: Error,
+    pub output: Output,
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Failed {
+        Failed {
+            error,
+            output: Output::default(),
+        }
+    }
+}
+
 /// Options of one call beyond its limits.
 #[derive(Clone, Default)]
 pub struct CallOptions {
@@ -90,11 +118,26 @@ impl Host {
         limits: &Limits,
         options: &CallOptions,
     ) -> Result<Outcome, Error> {
+        self.call_keeping_output(function, export, args, limits, options)
+            .await
+            .map_err(|f| f.error)
+    }
+
+    /// [`Host::call`], keeping what a failed call printed and logged.
+    pub async fn call_keeping_output(
+        &self,
+        function: &Function,
+        export: &Export,
+        args: &[Value],
+        limits: &Limits,
+        options: &CallOptions,
+    ) -> Result<Outcome, Failed> {
         export.check_supported()?;
         if limits.fuel.is_some() && !self.config().fuel {
             return Err(Error::InvalidLimits(
                 "a fuel limit needs a host built with fuel metering (HostConfig::fuel)".into(),
-            ));
+            )
+            .into());
         }
         let started = Instant::now();
         let deadline = started + limits.timeout;
@@ -103,7 +146,12 @@ impl Host {
         let mut wasi = WasiCtx::builder();
         wasi.stdout(stdout.clone()).stderr(stderr.clone());
         // Dropped after the store, so the scratch outlives every handle on it.
-        let _scratch = files::preopen(&mut wasi, &options.mounts, options.scratch.as_deref())?;
+        let _scratch = files::preopen(
+            &mut wasi,
+            &options.mounts,
+            options.scratch.as_deref(),
+            self.scratch_spares(),
+        )?;
         let wasi = wasi.build();
         let mut store = Store::new(
             self.engine(),
@@ -175,31 +223,43 @@ impl Host {
             };
         let state = store.data_mut();
         let stderr_text = stderr.take();
-        let result = match outcome {
-            Ok(r) => r,
-            Err(err) => return Err(classify(err, state, limits, &stderr_text)),
-        };
-        if let Some(v) = &result {
-            let size = crate::value::payload_size(v);
-            if size > limits.output {
-                return Err(Error::OutputTooLarge {
-                    size,
-                    limit: limits.output,
-                });
-            }
-        }
-        let result = match result {
-            None => None,
-            Some(v) => Some(crate::value::from_val(v).ok_or_else(|| {
-                Error::Internal("the function returned a kind of value ferry cannot carry".into())
-            })?),
-        };
-        Ok(Outcome {
-            result,
+        let result = outcome
+            .map_err(|err| classify(err, state, limits, &stderr_text))
+            .and_then(|result| {
+                if let Some(v) = &result {
+                    let size = crate::value::payload_size(v);
+                    if size > limits.output {
+                        return Err(Error::OutputTooLarge {
+                            size,
+                            limit: limits.output,
+                        });
+                    }
+                }
+                match result {
+                    None => Ok(None),
+                    Some(v) => crate::value::from_val(v).map(Some).ok_or_else(|| {
+                        Error::Internal(
+                            "the function returned a kind of value ferry cannot carry".into(),
+                        )
+                    }),
+                }
+            });
+        let output = Output {
             stdout: stdout.take(),
             stderr: stderr_text,
             logs: std::mem::take(&mut state.log.events),
             logs_dropped: state.log.dropped,
+        };
+        let result = match result {
+            Ok(r) => r,
+            Err(error) => return Err(Failed { error, output }),
+        };
+        Ok(Outcome {
+            result,
+            stdout: output.stdout,
+            stderr: output.stderr,
+            logs: output.logs,
+            logs_dropped: output.logs_dropped,
             peak_memory: state.limiter.peak,
             elapsed: started.elapsed(),
             blobs: std::mem::take(&mut state.blobs.created),

@@ -88,11 +88,16 @@ struct Inner {
     compiled: AtomicU64,
     disk_hits: AtomicU64,
     memory_hits: AtomicU64,
+    scratch_spares: Arc<crate::capabilities::files::Spares>,
     // Dropping the sender stops the epoch ticker.
     _ticker: Mutex<mpsc::Sender<()>>,
 }
 
 impl Host {
+    pub(crate) fn scratch_spares(&self) -> &Arc<crate::capabilities::files::Spares> {
+        &self.inner.scratch_spares
+    }
+
     pub fn new(config: HostConfig) -> Result<Host, Error> {
         let (engine, pooling) = build_engine(&config)?;
         let mut linker = Linker::new(&engine);
@@ -137,6 +142,7 @@ impl Host {
                 compiled: AtomicU64::new(0),
                 disk_hits: AtomicU64::new(0),
                 memory_hits: AtomicU64::new(0),
+                scratch_spares: Arc::default(),
                 _ticker: Mutex::new(tx),
             }),
         })

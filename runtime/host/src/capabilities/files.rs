@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
@@ -85,14 +86,52 @@ impl FromStr for Mount {
     }
 }
 
-/// A task's scratch directory on the host; removed when dropped.
+/// A task's scratch directory on the host; removed when dropped, or kept
+/// for a later task when the task left it empty.
 pub(crate) struct Scratch {
     path: PathBuf,
+    root: PathBuf,
+    spares: Arc<Spares>,
+}
+
+/// Empty scratch directories a host keeps for reuse (root, directory): most
+/// tasks never write to `/scratch`, and making and removing a directory per
+/// task costs more than the rest of a small task's set-up (the filesystem
+/// allocates and frees an inode each time). Removed with the host.
+#[derive(Default)]
+pub(crate) struct Spares(Mutex<Vec<(PathBuf, PathBuf)>>);
+
+/// Most spare directories a host keeps.
+const SPARES: usize = 64;
+
+impl Spares {
+    fn list(&self) -> std::sync::MutexGuard<'_, Vec<(PathBuf, PathBuf)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for Spares {
+    fn drop(&mut self) {
+        for (_, dir) in self.list().drain(..) {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
 }
 
 impl Scratch {
-    fn create(root: &Path) -> Result<Scratch, Error> {
+    fn create(root: &Path, spares: &Arc<Spares>) -> Result<Scratch, Error> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
+        {
+            let mut list = spares.list();
+            if let Some(i) = list.iter().rposition(|(r, _)| r == root) {
+                let (root, path) = list.swap_remove(i);
+                return Ok(Scratch {
+                    path,
+                    root,
+                    spares: spares.clone(),
+                });
+            }
+        }
         std::fs::create_dir_all(root)
             .map_err(|e| Error::io(format!("creating scratch root {}", root.display()), e))?;
         let name = format!(
@@ -107,12 +146,26 @@ impl Scratch {
         builder
             .create(&path)
             .map_err(|e| Error::io(format!("creating scratch {}", path.display()), e))?;
-        Ok(Scratch { path })
+        Ok(Scratch {
+            path,
+            root: root.to_owned(),
+            spares: spares.clone(),
+        })
     }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        // Reused only when nothing at all is left in it: a later task sees
+        // an empty directory, as a fresh one would be.
+        let empty = std::fs::read_dir(&self.path).is_ok_and(|mut d| d.next().is_none());
+        if empty {
+            let mut list = self.spares.list();
+            if list.len() < SPARES {
+                list.push((self.root.clone(), std::mem::take(&mut self.path)));
+                return;
+            }
+        }
         if let Err(e) = std::fs::remove_dir_all(&self.path)
             && e.kind() != std::io::ErrorKind::NotFound
         {
@@ -127,6 +180,7 @@ pub(crate) fn preopen(
     builder: &mut WasiCtxBuilder,
     mounts: &[Mount],
     scratch_root: Option<&Path>,
+    spares: &Arc<Spares>,
 ) -> Result<Option<Scratch>, Error> {
     for m in mounts {
         m.validate()?;
@@ -145,7 +199,7 @@ pub(crate) fn preopen(
     let Some(root) = scratch_root else {
         return Ok(None);
     };
-    let scratch = Scratch::create(root)?;
+    let scratch = Scratch::create(root, spares)?;
     builder
         .preopened_dir(&scratch.path, SCRATCH, FsPerms::ReadWrite)
         .map_err(|e| Error::BadMount(format!("{}: {e:#}", scratch.path.display())))?;
@@ -200,7 +254,7 @@ mod tests {
     #[test]
     fn scratch_is_private_and_removed() {
         let root = tempfile::tempdir().unwrap();
-        let s = Scratch::create(root.path()).unwrap();
+        let s = Scratch::create(root.path(), &Arc::default()).unwrap();
         std::fs::write(s.path.join("f"), b"x").unwrap();
         #[cfg(unix)]
         {
@@ -211,5 +265,28 @@ mod tests {
         let path = s.path.clone();
         drop(s);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn an_empty_scratch_is_reused_and_a_used_one_is_not() {
+        let root = tempfile::tempdir().unwrap();
+        let spares = Arc::new(Spares::default());
+        let first = Scratch::create(root.path(), &spares).unwrap();
+        let empty = first.path.clone();
+        drop(first);
+        assert!(empty.exists(), "an empty scratch is kept for reuse");
+        let again = Scratch::create(root.path(), &spares).unwrap();
+        assert_eq!(again.path, empty);
+        std::fs::create_dir(again.path.join("left-behind")).unwrap();
+        drop(again);
+        assert!(!empty.exists(), "a scratch with something in it is removed");
+        let fresh = Scratch::create(root.path(), &spares).unwrap();
+        assert_ne!(fresh.path, empty);
+        assert_eq!(std::fs::read_dir(&fresh.path).unwrap().count(), 0);
+        let kept = fresh.path.clone();
+        drop(fresh);
+        assert!(kept.exists());
+        drop(spares);
+        assert!(!kept.exists(), "spares go with their host");
     }
 }
