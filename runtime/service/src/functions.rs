@@ -1,20 +1,20 @@
 //! The registry's view of functions: each component's exports and imports,
-//! read from its bytes with `ferry-wit` (validated, never compiled) and
-//! kept, for checking submissions and resolving dataflow.
+//! read from its file with `ferry-wit` (validated, never compiled) and kept,
+//! for checking submissions and resolving dataflow.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use ferry_wit::{Component, Error as WitError, FunctionId};
 
+use crate::components::Components;
 use crate::core::{Catalog, Error};
-use crate::store::Store;
 
 /// Decoded components kept in memory; past this many the cache starts over.
 const KEPT: usize = 4096;
 
 pub(crate) struct Functions {
-    store: Arc<dyn Store>,
+    files: Arc<Components>,
     decoded: RwLock<HashMap<FunctionId, Arc<Component>>>,
 }
 
@@ -32,9 +32,9 @@ pub(crate) fn wit_error(e: WitError) -> Error {
 }
 
 impl Functions {
-    pub(crate) fn new(store: Arc<dyn Store>) -> Self {
+    pub(crate) fn new(files: Arc<Components>) -> Self {
         Functions {
-            store,
+            files,
             decoded: RwLock::default(),
         }
     }
@@ -51,8 +51,8 @@ impl Functions {
             return Ok(c.clone());
         }
         let bytes = self
-            .store
-            .function_bytes(&fid.to_hex())
+            .files
+            .map(&fid)
             .map_err(Error::internal)?
             .ok_or_else(|| {
                 Error::not_found(format!("unknown function `{id}`; register it first"))

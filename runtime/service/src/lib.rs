@@ -16,6 +16,7 @@
 
 mod admission;
 mod blobs;
+mod components;
 pub mod core;
 mod deps;
 mod functions;
@@ -36,7 +37,7 @@ pub use store::{FunctionRecord, MemoryStore, RedbStore, Store};
 /// How a service runs.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
-    /// Where the store and compiled components live.
+    /// Where the store, the registered components and the blobs live.
     pub data_dir: PathBuf,
     /// The broker's rules: heartbeats, leases, attempts, bounds.
     pub rules: Rules,
@@ -86,6 +87,7 @@ struct Inner {
     store: Arc<dyn Store>,
     broker: Broker,
     functions: Arc<functions::Functions>,
+    components: Arc<components::Components>,
     blobs: blobs::BlobStore,
     /// Functions whose every call is memoized.
     memoized: Mutex<std::collections::HashSet<String>>,
@@ -100,7 +102,16 @@ impl Service {
     }
 
     pub fn with_store(config: ServiceConfig, store: Arc<dyn Store>) -> anyhow::Result<Service> {
-        let functions = Arc::new(functions::Functions::new(store.clone()));
+        let components = Arc::new(components::Components::open(
+            &config.data_dir.join("components"),
+        )?);
+        let moved = store.move_function_bytes(&mut |id, bytes| {
+            components.put(&ferry_wit::FunctionId::parse(id)?, bytes)
+        })?;
+        if moved > 0 {
+            tracing::info!(moved, "moved stored components out of the store into files");
+        }
+        let functions = Arc::new(functions::Functions::new(components.clone()));
         let broker = Broker::open(store.clone(), functions.clone(), config.rules.clone())
             .map_err(|e| anyhow::anyhow!("opening the broker: {e}"))?;
         let blobs = blobs::BlobStore::open(
@@ -125,6 +136,7 @@ impl Service {
                 store,
                 broker,
                 functions,
+                components,
             }),
         })
     }

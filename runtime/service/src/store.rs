@@ -32,9 +32,17 @@ pub struct FunctionRecord {
 
 /// The service's durable state. Every method is one transaction.
 pub trait Store: Send + Sync + 'static {
-    fn put_function(&self, record: &FunctionRecord, bytes: &[u8]) -> anyhow::Result<()>;
+    /// Records a function whose component is already kept on disk.
+    fn put_function(&self, record: &FunctionRecord) -> anyhow::Result<()>;
     fn function(&self, id: &str) -> anyhow::Result<Option<FunctionRecord>>;
-    fn function_bytes(&self, id: &str) -> anyhow::Result<Option<Vec<u8>>>;
+    /// Hands over the component bytes a store written before components
+    /// were files holds, then forgets them; returns how many there were.
+    fn move_function_bytes(
+        &self,
+        _to: &mut dyn FnMut(&str, &[u8]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<u64> {
+        Ok(0)
+    }
     fn functions(&self) -> anyhow::Result<Vec<FunctionRecord>>;
     /// Writes (inserts or replaces) tasks and memo entries atomically and
     /// durably.
@@ -78,6 +86,8 @@ pub trait Store: Send + Sync + 'static {
 }
 
 const FUNCTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("functions");
+/// Component bytes, in stores written before components were files: moved
+/// out to files when the service opens.
 const FUNCTION_BYTES: TableDefinition<&str, &[u8]> = TableDefinition::new("function_bytes");
 const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
 /// Unfinished task ids.
@@ -177,11 +187,9 @@ impl RedbStore {
 }
 
 impl Store for RedbStore {
-    fn put_function(&self, record: &FunctionRecord, bytes: &[u8]) -> anyhow::Result<()> {
+    fn put_function(&self, record: &FunctionRecord) -> anyhow::Result<()> {
         let txn = self.db.begin_write()?;
         {
-            txn.open_table(FUNCTION_BYTES)?
-                .insert(record.id.as_str(), bytes)?;
             let meta = rmp_serde::to_vec(record)?;
             txn.open_table(FUNCTIONS)?
                 .insert(record.id.as_str(), meta.as_slice())?;
@@ -194,10 +202,23 @@ impl Store for RedbStore {
         self.get(FUNCTIONS, id)
     }
 
-    fn function_bytes(&self, id: &str) -> anyhow::Result<Option<Vec<u8>>> {
-        let txn = self.db.begin_read()?;
-        let t = txn.open_table(FUNCTION_BYTES)?;
-        Ok(t.get(id)?.map(|v| v.value().to_vec()))
+    fn move_function_bytes(
+        &self,
+        to: &mut dyn FnMut(&str, &[u8]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<u64> {
+        let txn = self.db.begin_write()?;
+        let mut moved = 0;
+        {
+            let mut t = txn.open_table(FUNCTION_BYTES)?;
+            for entry in t.iter()? {
+                let (id, bytes) = entry?;
+                to(id.value(), bytes.value())?;
+                moved += 1;
+            }
+            t.retain(|_, _| false)?;
+        }
+        txn.commit()?;
+        Ok(moved)
     }
 
     fn functions(&self) -> anyhow::Result<Vec<FunctionRecord>> {
@@ -444,7 +465,7 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct Memory {
-    functions: HashMap<String, (FunctionRecord, Vec<u8>)>,
+    functions: HashMap<String, FunctionRecord>,
     tasks: std::collections::BTreeMap<String, TaskRecord>,
     finished: BTreeSet<(i64, String)>,
     endpoints: BTreeSet<String>,
@@ -465,25 +486,17 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn put_function(&self, record: &FunctionRecord, bytes: &[u8]) -> anyhow::Result<()> {
+    fn put_function(&self, record: &FunctionRecord) -> anyhow::Result<()> {
         self.lock()
             .functions
-            .insert(record.id.clone(), (record.clone(), bytes.to_vec()));
+            .insert(record.id.clone(), record.clone());
         Ok(())
     }
     fn function(&self, id: &str) -> anyhow::Result<Option<FunctionRecord>> {
-        Ok(self.lock().functions.get(id).map(|f| f.0.clone()))
-    }
-    fn function_bytes(&self, id: &str) -> anyhow::Result<Option<Vec<u8>>> {
-        Ok(self.lock().functions.get(id).map(|f| f.1.clone()))
+        Ok(self.lock().functions.get(id).cloned())
     }
     fn functions(&self) -> anyhow::Result<Vec<FunctionRecord>> {
-        Ok(self
-            .lock()
-            .functions
-            .values()
-            .map(|f| f.0.clone())
-            .collect())
+        Ok(self.lock().functions.values().cloned().collect())
     }
     fn commit(&self, tasks: &[TaskRecord], memo: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
         if self.fail_commits.load(std::sync::atomic::Ordering::Relaxed) {
@@ -572,8 +585,8 @@ impl Store for MemoryStore {
     fn set_memoize(&self, id: &str, on: bool) -> anyhow::Result<Option<FunctionRecord>> {
         let mut m = self.lock();
         Ok(m.functions.get_mut(id).map(|f| {
-            f.0.memoize = on;
-            f.0.clone()
+            f.memoize = on;
+            f.clone()
         }))
     }
     fn memo(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
@@ -636,7 +649,7 @@ mod tests {
                 registered_at_ms: 7,
                 memoize: false,
             };
-            s.put_function(&f, b"abc").unwrap();
+            s.put_function(&f).unwrap();
             s.put_endpoint("local").unwrap();
             s.pin_blob("b1", true).unwrap();
             s.pin_blob("b2", true).unwrap();
@@ -647,7 +660,6 @@ mod tests {
         let mut n = 0;
         s.scan_tasks(&mut |_| n += 1).unwrap();
         assert_eq!(n, 2);
-        assert_eq!(s.function_bytes("f").unwrap().unwrap(), b"abc");
         assert_eq!(s.function("f").unwrap().unwrap().registered_at_ms, 7);
         assert_eq!(s.endpoints().unwrap(), vec!["local".to_owned()]);
         assert!(s.task("zz").unwrap().is_none());
@@ -658,6 +670,47 @@ mod tests {
         assert!(s.set_memoize("zz", true).unwrap().is_none());
         assert_eq!(s.clear_memo().unwrap(), 1);
         assert!(s.memo("k").unwrap().is_none());
+    }
+
+    #[test]
+    fn component_bytes_of_an_older_store_are_handed_over_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = RedbStore::open(dir.path()).unwrap();
+        let txn = s.db.begin_write().unwrap();
+        {
+            let mut t = txn.open_table(FUNCTION_BYTES).unwrap();
+            t.insert("f1", b"one".as_slice()).unwrap();
+            t.insert("f2", b"two".as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+        let mut got = Vec::new();
+        let moved = s
+            .move_function_bytes(&mut |id, bytes| {
+                got.push((id.to_owned(), bytes.to_vec()));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(moved, 2);
+        assert_eq!(
+            got,
+            vec![
+                ("f1".into(), b"one".to_vec()),
+                ("f2".into(), b"two".to_vec())
+            ]
+        );
+        assert_eq!(s.move_function_bytes(&mut |_, _| Ok(())).unwrap(), 0);
+        // A hand-over that fails keeps the bytes for the next start.
+        let txn = s.db.begin_write().unwrap();
+        txn.open_table(FUNCTION_BYTES)
+            .unwrap()
+            .insert("f3", b"three".as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+        assert!(
+            s.move_function_bytes(&mut |_, _| anyhow::bail!("no room"))
+                .is_err()
+        );
+        assert_eq!(s.move_function_bytes(&mut |_, _| Ok(())).unwrap(), 1);
     }
 
     #[test]

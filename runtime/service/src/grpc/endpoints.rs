@@ -5,14 +5,19 @@ use ferry_proto::transfer::CHUNK;
 use ferry_proto::v1::{
     self as pb, ServiceMessage, endpoint_message, endpoints_server, service_message, task_outcome,
 };
+use ferry_wit::FunctionId;
 use futures::StreamExt;
-use tokio::sync::mpsc;
+use tokio::io::AsyncReadExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{BoxStream, blocking, status};
 use crate::Service;
 use crate::core::{Error, Failure, Hello, Outcome, TaskOutput, ToEndpoint};
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    status(Error::internal(e))
+}
 
 /// Most bytes of stdout and of stderr, and log lines, the service keeps per
 /// task, whatever an endpoint sends.
@@ -108,25 +113,20 @@ impl endpoints_server::Endpoints for Service {
             gpu: hello.gpu,
             cameras: hello.cameras,
         };
-        let (sid, mut from_broker) = self
+        let (sid, from_broker) = self
             .inner
             .broker
             .open_session(broker_hello)
             .map_err(status)?;
-        let (tx, rx) = mpsc::channel::<Result<ServiceMessage, Status>>(64);
         let welcome = ServiceMessage {
             kind: Some(service_message::Kind::Welcome(pb::Welcome {
                 session_id: sid.to_string(),
             })),
         };
-        let _ = tx.send(Ok(welcome)).await;
-        tokio::spawn(async move {
-            while let Some(m) = from_broker.recv().await {
-                if tx.send(Ok(to_endpoint(m))).await.is_err() {
-                    return;
-                }
-            }
-        });
+        // tonic polls the broker's channel directly: work reaches the
+        // endpoint with no extra task hop.
+        let out = futures::stream::once(async { Ok(welcome) })
+            .chain(ReceiverStream::new(from_broker).map(|m| Ok(to_endpoint(m))));
         let service = self.clone();
         tokio::spawn(async move {
             let broker = &service.inner.broker;
@@ -174,7 +174,7 @@ impl endpoints_server::Endpoints for Service {
                 tracing::error!(session = sid, "ending a session: {}", e.message());
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(out)))
     }
 
     type FetchComponentStream = BoxStream<pb::ComponentChunk>;
@@ -184,16 +184,35 @@ impl endpoints_server::Endpoints for Service {
         req: Request<pb::FetchComponentRequest>,
     ) -> Result<Response<Self::FetchComponentStream>, Status> {
         let id = req.into_inner().id;
-        let bytes = self
+        let unknown = || Status::not_found(format!("unknown function `{id}`"));
+        let fid = FunctionId::parse(&id).map_err(|_| unknown())?;
+        if self.inner.store.function(&id).map_err(internal)?.is_none() {
+            return Err(unknown());
+        }
+        let file = self
             .inner
-            .store
-            .function_bytes(&id)
-            .map_err(|e| status(Error::internal(e)))?
-            .ok_or_else(|| Status::not_found(format!("unknown function `{id}`")))?;
-        let chunks: Vec<Result<pb::ComponentChunk, Status>> = bytes
-            .chunks(CHUNK)
-            .map(|c| Ok(pb::ComponentChunk { data: c.to_vec() }))
-            .collect();
-        Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
+            .components
+            .open_file(&fid)
+            .await
+            .map_err(internal)?
+            .ok_or_else(unknown)?;
+        // Read from disk a chunk at a time, as the endpoint takes them.
+        let chunks = futures::stream::try_unfold(file, |mut file| async move {
+            let mut data = vec![0; CHUNK];
+            let mut filled = 0;
+            while filled < CHUNK {
+                match file.read(&mut data[filled..]).await {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) => return Err(internal(e)),
+                }
+            }
+            if filled == 0 {
+                return Ok(None);
+            }
+            data.truncate(filled);
+            Ok(Some((pb::ComponentChunk { data }, file)))
+        });
+        Ok(Response::new(Box::pin(chunks)))
     }
 }

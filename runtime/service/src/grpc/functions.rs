@@ -4,7 +4,7 @@ use ferry_proto::v1::{self as pb, functions_server};
 use ferry_wit::FunctionId;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{blocking, status};
+use super::status;
 use crate::Service;
 use crate::core::Error;
 use crate::store::FunctionRecord;
@@ -72,9 +72,10 @@ impl functions_server::Functions for Service {
         Ok(Response::new(pb::HasResponse { present }))
     }
 
-    /// The upload is hashed as it streams in and refused as soon as it
-    /// passes the size cap; uploads wait their turn (a bounded number at
-    /// once), and the component is checked off the executor.
+    /// The upload streams to a spool file, hashed on the way, and is refused
+    /// as soon as it passes the size cap: it is never held whole in memory.
+    /// Uploads wait their turn (a bounded number at once), and the component
+    /// is checked off the executor, from a read-only map of the file.
     async fn register(
         &self,
         req: Request<Streaming<pb::RegisterChunk>>,
@@ -84,7 +85,7 @@ impl functions_server::Functions for Service {
             Status::invalid_argument("empty upload: the first chunk must name the function id")
         })?;
         let id = first.id.trim().to_owned();
-        FunctionId::parse(&id).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let fid = FunctionId::parse(&id).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let max = self.inner.config.max_component_bytes;
         if first.total_size > max {
             return Err(Status::resource_exhausted(format!(
@@ -101,31 +102,42 @@ impl functions_server::Functions for Service {
             .acquire()
             .await
             .map_err(|_| Status::unavailable("the service is stopping"))?;
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(&first.data);
-        let mut bytes = first.data;
-        while let Some(chunk) = stream.message().await? {
-            if bytes.len() as u64 + chunk.data.len() as u64 > max {
+        let mut spool = self.inner.components.spool().await.map_err(internal)?;
+        let mut chunk = first.data;
+        loop {
+            if spool.len() + chunk.len() as u64 > max {
                 return Err(Status::resource_exhausted(format!(
                     "component is over the limit of {max} bytes"
                 )));
             }
-            hasher.update(&chunk.data);
-            bytes.extend_from_slice(&chunk.data);
+            spool.write(&chunk).await.map_err(internal)?;
+            match stream.message().await? {
+                Some(next) => chunk = next.data,
+                None => break,
+            }
         }
-        let actual = hasher.finalize().to_hex().to_string();
+        let actual = spool.finish().await.map_err(internal)?;
         if actual != id {
             return Err(Status::invalid_argument(format!(
                 "hash mismatch: the upload claims to be `{id}` but its {} bytes hash to `{actual}`",
-                bytes.len()
+                spool.len()
             )));
         }
         let service = self.clone();
-        let check = blocking(move || {
-            let f = service.inner.functions.load(&bytes)?;
+        let check = tokio::task::spawn_blocking(move || {
+            let size = spool.len();
+            let f = service
+                .inner
+                .functions
+                .load(&spool.map().map_err(Error::internal)?)?;
+            service
+                .inner
+                .components
+                .keep(spool, &fid)
+                .map_err(Error::internal)?;
             let record = FunctionRecord {
                 id: id.clone(),
-                size: bytes.len() as u64,
+                size,
                 exports: f
                     .exports
                     .iter()
@@ -138,10 +150,10 @@ impl functions_server::Functions for Service {
             service
                 .inner
                 .store
-                .put_function(&record, &bytes)
+                .put_function(&record)
                 .map_err(Error::internal)?;
-            tracing::info!(function = %id, size = bytes.len(), "registered");
-            Ok(record)
+            tracing::info!(function = %id, size, "registered");
+            Ok::<_, Error>(record)
         });
         // Validation is linear in the bytes, which are capped; this bounds
         // the wait for it all the same.
@@ -151,7 +163,9 @@ impl functions_server::Functions for Service {
                 Status::resource_exhausted(format!(
                     "the component could not be checked within {VALIDATION_TIME:?}"
                 ))
-            })??;
+            })?
+            .map_err(|_| internal("a registration's check panicked"))?
+            .map_err(status)?;
         Ok(Response::new(function_info(&record)))
     }
 

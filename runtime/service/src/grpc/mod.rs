@@ -32,11 +32,25 @@ pub(crate) fn status(e: Error) -> Status {
     }
 }
 
-/// Runs blocking broker work (a transition commits to disk) off the
-/// executor.
+/// Runs blocking broker work (a transition commits to disk) without
+/// stalling the executor.
+///
+/// On a multi-threaded runtime the work runs in place, the other tasks of
+/// this worker moving to another thread: the caller's latency then has no
+/// thread hop in it (a round trip makes several of these calls). Elsewhere
+/// it goes to the blocking pool.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Status> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+        return match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            tokio::task::block_in_place(f)
+        })) {
+            Ok(r) => r.map_err(status),
+            Err(_) => Err(status(Error::internal("a broker call panicked"))),
+        };
+    }
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r.map_err(status),
         Err(e) => Err(status(Error::internal(format!(

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use ferry_proto::v1::{self as pb, tasks_server};
+use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -137,20 +138,17 @@ impl tasks_server::Tasks for Service {
     ) -> Result<Response<Self::WatchStream>, Status> {
         let mut incoming = req.into_inner();
         let buffer = self.inner.broker.rules().watch_buffer.max(1);
-        let (out, rx) = mpsc::channel::<Result<pb::TaskEvent, Status>>(buffer.min(4096));
-        let (wid, mut events) = self.inner.broker.open_watch();
-        // The broker's events, converted off its lock.
-        let forward = out.clone();
-        tokio::spawn(async move {
-            while let Some(rec) = events.recv().await {
-                let event = pb::TaskEvent {
-                    task: Some(info(&rec)),
-                };
-                if forward.send(Ok(event)).await.is_err() {
-                    return;
-                }
-            }
+        // Answers to the requests themselves (a task already finished, or
+        // unknown) and the broker's events, merged into one stream that
+        // tonic polls directly: an event takes no extra task hop.
+        let (out, replies) = mpsc::channel::<Result<pb::TaskEvent, Status>>(buffer.min(4096));
+        let (wid, events) = self.inner.broker.open_watch();
+        let events = ReceiverStream::new(events).map(|rec| {
+            Ok(pb::TaskEvent {
+                task: Some(info(&rec)),
+            })
         });
+        let stream = futures::stream::select(events, ReceiverStream::new(replies));
         let service = self.clone();
         tokio::spawn(async move {
             'requests: while let Ok(Some(req)) = incoming.message().await {
@@ -179,7 +177,7 @@ impl tasks_server::Tasks for Service {
             }
             service.inner.broker.close_watch(wid);
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn status(
