@@ -446,6 +446,35 @@ async fn ferry_logs_shows_a_remote_tasks_output_and_metrics_parse() {
         stderr.contains("greeting") && stderr.contains("logs"),
         "{stderr}"
     );
+    // A task that fails keeps what it printed and logged before it did.
+    let noisy = client
+        .submit_with::<_, ()>(
+            "local",
+            &faults.id,
+            "noisy-boom",
+            &("out of cheese",),
+            &SubmitOptions::default(),
+        )
+        .await
+        .unwrap();
+    let noisy_id = noisy.task_id().to_owned();
+    assert!(noisy.await.is_err(), "noisy-boom must fail");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["--service", &url, "logs", &noisy_id])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stdout.contains("about to fail: out of cheese"),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(
+        stderr.contains("failing") && stderr.contains("out of cheese"),
+        "stderr: {stderr}"
+    );
 
     // /metrics, read as Prometheus reads it.
     let body = http_get(&metrics, "/metrics").await;

@@ -185,6 +185,24 @@ async fn reregistering_uploads_nothing_and_bad_input_gets_clear_statuses() {
     let e = raw.register(upload(junk_id, junk)).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
     assert!(e.message().contains("WebAssembly magic"), "{}", e.message());
+    // Refused uploads leave nothing behind; registered ones are files named
+    // by their hash.
+    let components = dir.path().join("data/components");
+    let mut kept: Vec<String> = std::fs::read_dir(&components)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    kept.sort();
+    let mut expected = vec![format!("{}.wasm", first.id), "incoming".to_owned()];
+    expected.sort();
+    assert_eq!(kept, expected);
+    assert_eq!(
+        std::fs::read_dir(components.join("incoming"))
+            .unwrap()
+            .count(),
+        0,
+        "a refused upload's spool file is removed"
+    );
 
     // A task that fails at the endpoint fails alone; the service keeps serving.
     let faults = client.register(&guest_bytes("faults")).await.unwrap();

@@ -44,6 +44,16 @@ impl Guest for Faults {
         }
         count
     }
+
+    fn noisy_boom(message: String) {
+        println!("about to fail: {message}");
+        ferry_guest::log::emit(
+            ferry_guest::log::Level::Warn,
+            "failing",
+            &[("why", &message)],
+        );
+        panic!("{message}");
+    }
 }
 
 export!(Faults);

@@ -163,27 +163,33 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_time()
         .build()
         .context("starting the async runtime")?;
-    let outcome = runtime.block_on(host.call(&function, export, &vals, &limits, &options));
+    let outcome =
+        runtime.block_on(host.call_keeping_output(&function, export, &vals, &limits, &options));
+    // The host keeps the empty scratch for reuse until it goes.
+    drop(host);
     let _ = std::fs::remove_dir(&scratch);
-    let outcome = outcome?;
-
-    // The guest's own output goes where a local program's would.
-    use std::io::Write;
-    std::io::stderr()
-        .write_all(outcome.stderr.text().as_bytes())
-        .ok();
-    if !args.verbose {
-        for e in &outcome.logs {
-            if matches!(e, ferry_host::LogEvent::Line { level, .. } if *level >= ferry_host::Level::Warn)
-            {
-                eprintln!("{e}");
-            }
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(failed) => {
+            // What it printed before it failed helps most to see why.
+            // A trap's message carries the tail of stderr already.
+            let o = &failed.output;
+            let stderr = match &failed.error {
+                ferry_host::Error::Trap { stderr, .. } if !stderr.is_empty() => {
+                    ferry_host::Captured::default()
+                }
+                _ => o.stderr.clone(),
+            };
+            print_output(&o.stdout, &stderr, &o.logs, args.verbose);
+            return Err(failed.error.into());
         }
-    }
-    let stdout = outcome.stdout.text();
-    if !stdout.is_empty() {
-        eprint!("{stdout}");
-    }
+    };
+    print_output(
+        &outcome.stdout,
+        &outcome.stderr,
+        &outcome.logs,
+        args.verbose,
+    );
     for b in &outcome.blobs {
         eprintln!(
             "new blob {} ({} bytes): {}",
@@ -221,6 +227,30 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     println!("{json}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The guest's own output, where a local program's would go: its stdout and
+/// stderr, and (unless they were printed as they happened) its warnings.
+fn print_output(
+    stdout: &ferry_host::Captured,
+    stderr: &ferry_host::Captured,
+    logs: &[ferry_host::LogEvent],
+    verbose: bool,
+) {
+    use std::io::Write;
+    std::io::stderr().write_all(stderr.text().as_bytes()).ok();
+    if !verbose {
+        for e in logs {
+            if matches!(e, ferry_host::LogEvent::Line { level, .. } if *level >= ferry_host::Level::Warn)
+            {
+                eprintln!("{e}");
+            }
+        }
+    }
+    let stdout = stdout.text();
+    if !stdout.is_empty() {
+        eprint!("{stdout}");
+    }
 }
 
 /// A directory of this process's own under the system's temporary directory.

@@ -779,17 +779,35 @@ impl Agent {
                 .collect(),
             ..CallOptions::default()
         };
-        let out = self
+        let captured = |stdout: &ferry_host::Captured,
+                        stderr: &ferry_host::Captured,
+                        logs: &[ferry_host::LogEvent],
+                        logs_dropped: u64| ferry_proto::v1::TaskOutput {
+            stdout: stdout.bytes.clone(),
+            stderr: stderr.bytes.clone(),
+            logs: logs.iter().map(|e| e.to_string()).collect(),
+            truncated: stdout.dropped + stderr.dropped + logs_dropped,
+        };
+        let out = match self
             .host
-            .call(&f, export, &args, &limits, &options)
+            .call_keeping_output(&f, export, &args, &limits, &options)
             .await
-            .map_err(err)?;
-        *output = Some(ferry_proto::v1::TaskOutput {
-            stdout: out.stdout.bytes.clone(),
-            stderr: out.stderr.bytes.clone(),
-            logs: out.logs.iter().map(|e| e.to_string()).collect(),
-            truncated: out.stdout.dropped + out.stderr.dropped + out.logs_dropped,
-        });
+        {
+            Ok(out) => out,
+            Err(failed) => {
+                // What a failed task printed and logged is what its user
+                // most needs to see.
+                let o = &failed.output;
+                *output = Some(captured(&o.stdout, &o.stderr, &o.logs, o.logs_dropped));
+                return Err(err(failed.error));
+            }
+        };
+        *output = Some(captured(
+            &out.stdout,
+            &out.stderr,
+            &out.logs,
+            out.logs_dropped,
+        ));
         // New blobs reach the service before the result that names them.
         for blob in &out.blobs {
             self.blobs.send(blob).await.map_err(|e| TaskError {
