@@ -277,3 +277,46 @@ fn run_lends_a_camera_and_writes_the_snapshot_to_a_file() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_failed_call_still_shows_what_it_printed_and_logged() {
+    let out = ferry(&["run", &path("faults"), "noisy-boom", "out of cheese"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("about to fail: out of cheese"), "{err}");
+    assert!(err.contains("failing"), "the warning it logged: {err}");
+    assert!(err.contains("trapped"), "{err}");
+}
+
+#[test]
+fn a_closed_stdout_ends_ferry_quietly() {
+    // The reader is gone before ferry prints, as with `| head -c 10`.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let cache = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["run", &path("pi"), "pi", "1000", "1"])
+        .env("FERRY_CACHE_DIR", cache.path())
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
+    // 141: what a shell reports for a tool that SIGPIPE ended.
+    assert_eq!(out.status.code(), Some(141), "{err}");
+}
+
+#[test]
+fn opening_the_gpu_without_xdg_runtime_dir_prints_no_error() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["run", &path("gpu-probe"), "adapter"])
+        .env("FERRY_CACHE_DIR", cache.path())
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("XDG_RUNTIME_DIR"), "{err}");
+}

@@ -92,7 +92,29 @@ enum Command {
     Bench(bench::BenchCommand),
 }
 
+/// A closed stdout (`ferry run … | head -c 10`) ends the command quietly, as
+/// it ends a Unix tool, with the status a SIGPIPE gives (141). std's print
+/// macros panic on it instead; only that panic is quieted.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info)
+    }));
+}
+
 fn main() -> ExitCode {
+    // SAFETY: first thing in main, before any thread starts.
+    unsafe { ferry_host::prepare_environment() };
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     ferry_endpoint::init_logging();
     let result = match cli.command {
