@@ -63,12 +63,13 @@ struct Clustering {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_aarch64_endpoint_under_qemu_gives_the_x86_answers() {
-    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/aarch64-unknown-linux-gnu/debug/ferry-endpoint");
     ferry_testkit::require!(
-        bin.exists() && ferry_testkit::have("qemu-aarch64-static"),
-        "no aarch64 endpoint or no qemu: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static, then cargo build --target aarch64-unknown-linux-gnu -p ferry-endpoint --features bin"
+        ferry_testkit::have("qemu-aarch64-static"),
+        "no qemu: apt-get install qemu-user-static"
     );
+    let bin = ferry_testkit::aarch64_endpoint();
+    ferry_testkit::require!(bin.is_ok(), bin.clone().unwrap_err());
+    let bin = bin.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");

@@ -71,6 +71,43 @@ pub fn guest(name: &str) -> PathBuf {
     path
 }
 
+/// The endpoint built for aarch64 (a Jetson), to run under qemu: built once
+/// per test process into its own target directory (`target/edge`), as the
+/// guests are. `Err` says what the machine lacks to build it; a build that
+/// fails is a panic.
+pub fn aarch64_endpoint() -> Result<PathBuf, String> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            if !have("aarch64-linux-gnu-gcc") {
+                return Err("no aarch64 cross linker: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross".into());
+            }
+            let dir = repo_root().join("target").join("edge");
+            let out = cargo()
+                .current_dir(repo_root())
+                .args([
+                    "build",
+                    "--target",
+                    "aarch64-unknown-linux-gnu",
+                    "-p",
+                    "ferry-endpoint",
+                    "--features",
+                    "bin",
+                    "--target-dir",
+                ])
+                .arg(&dir)
+                .output()
+                .map_err(|e| format!("running cargo: {e}"))?;
+            assert!(
+                out.status.success(),
+                "building the aarch64 endpoint failed (rustup target add aarch64-unknown-linux-gnu):\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Ok(dir.join("aarch64-unknown-linux-gnu/debug/ferry-endpoint"))
+        })
+        .clone()
+}
+
 /// The bytes of [`guest`].
 pub fn guest_bytes(name: &str) -> Vec<u8> {
     std::fs::read(guest(name)).expect("reading guest component")
