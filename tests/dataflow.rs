@@ -403,6 +403,35 @@ async fn retries_rerun_what_may_be_retried_and_lost_endpoints_lose_nothing() {
     let client = ready(port, "pool", 2).await;
     let f = probe(&client).await;
 
+    // retry_on names kinds of the one vocabulary: a misspelt kind, or one
+    // that cannot end differently on a second run, is refused at submit.
+    for (kinds, needle) in [
+        (&["tiemout"][..], "`tiemout` is not a failure kind"),
+        (&["bad-arguments"][..], "would fail the same way again"),
+    ] {
+        let e = client
+            .submit_with::<_, u32>(
+                "pool",
+                &f,
+                "flaky",
+                &("/state/never",),
+                &SubmitOptions::default().retry(1, kinds),
+            )
+            .await
+            .map(|_| ())
+            .unwrap_err();
+        match e {
+            ClientError::Service { code, message } => {
+                assert_eq!(code, tonic::Code::InvalidArgument, "{message}");
+                assert!(message.contains(needle), "{message}");
+                assert!(
+                    message.contains("timeout") && message.contains("trap"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
     // A trap is retried only when asked.
     let once = client
         .submit::<_, u32>("pool", &f, "flaky", &("/state/plain",))

@@ -26,7 +26,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use ferry_host::{CallOptions, Function, FunctionId, GpuChoice, Host, HostConfig, Limits, Mount};
+use ferry_host::{
+    CallOptions, FailureKind, Function, FunctionId, GpuChoice, Host, HostConfig, Limits, Mount,
+};
 use ferry_proto::now_ms;
 use ferry_proto::v1::{
     Assignment, EndpointMessage, FetchComponentRequest, Heartbeat, Hello, ResultBatch, TaskError,
@@ -553,7 +555,7 @@ impl Agent {
                                         task_id,
                                         lease,
                                         outcome: Some(task_outcome::Outcome::Error(TaskError {
-                                            kind: "internal".into(),
+                                            kind: FailureKind::Internal.into(),
                                             message: "the endpoint failed while running the task"
                                                 .into(),
                                         })),
@@ -688,7 +690,7 @@ impl Agent {
                         name.is_none_or(|n| c.1.name == n)
                     };
                     let refuse = |message: String| TaskError {
-                        kind: "no-camera".into(),
+                        kind: FailureKind::NoCamera.into(),
                         message,
                     };
                     let endpoint = &self.config.name;
@@ -726,7 +728,7 @@ impl Agent {
                         .collect();
                     if mounts.is_empty() {
                         return Err(TaskError {
-                            kind: "bad-mount".into(),
+                            kind: FailureKind::BadMount.into(),
                             message: format!(
                                 "endpoint {} has no mount at {guest}",
                                 self.config.name
@@ -735,7 +737,7 @@ impl Agent {
                     }
                     if !mounts.iter().any(|g| g.covers(&a.function_id)) {
                         return Err(TaskError {
-                            kind: "bad-mount".into(),
+                            kind: FailureKind::BadMount.into(),
                             message: format!(
                                 "mount {guest} on endpoint {} is not granted to function {}",
                                 self.config.name, a.function_id
@@ -745,7 +747,7 @@ impl Agent {
                 }
                 other => {
                     return Err(TaskError {
-                        kind: "unsupported-requirement".into(),
+                        kind: FailureKind::UnsupportedRequirement.into(),
                         message: format!("endpoint {} cannot provide `{other}`", self.config.name),
                     });
                 }
@@ -811,7 +813,7 @@ impl Agent {
         // New blobs reach the service before the result that names them.
         for blob in &out.blobs {
             self.blobs.send(blob).await.map_err(|e| TaskError {
-                kind: "blob-upload".into(),
+                kind: FailureKind::BlobUpload.into(),
                 message: format!("sending new blob {} to the service: {e:#}", blob.hash),
             })?;
         }
@@ -821,11 +823,12 @@ impl Agent {
     /// The compiled function: from memory, the on-disk cache, or fetched by
     /// hash from the service and verified.
     async fn function(&self, id: &str) -> Result<Arc<Function>, TaskError> {
-        let fail = |kind: &str, message: String| TaskError {
+        let fail = |kind: FailureKind, message: String| TaskError {
             kind: kind.into(),
             message,
         };
-        let fid = FunctionId::parse(id).map_err(|e| fail("bad-component", e.to_string()))?;
+        let fid =
+            FunctionId::parse(id).map_err(|e| fail(FailureKind::BadComponent, e.to_string()))?;
         if let Some(f) = self
             .host
             .cached(fid)
@@ -844,11 +847,11 @@ impl Agent {
         let bytes = self
             .fetch(id)
             .await
-            .map_err(|e| fail("fetch", format!("fetching function {id}: {e:#}")))?;
+            .map_err(|e| fail(FailureKind::Fetch, format!("fetching function {id}: {e:#}")))?;
         let actual = FunctionId::of(&bytes);
         if actual != fid {
             return Err(fail(
-                "hash-mismatch",
+                FailureKind::HashMismatch,
                 format!("fetched bytes for {id} hash to {actual}; refusing to run them"),
             ));
         }

@@ -1,3 +1,4 @@
+use ferry_wit::FailureKind;
 use std::time::Duration;
 
 /// Everything that can go wrong between bytes arriving and a result leaving.
@@ -73,22 +74,22 @@ pub enum Error {
 }
 
 impl Error {
-    /// A stable, kebab-case code for this kind of error, used on the wire.
-    pub fn kind(&self) -> &'static str {
+    /// The failure kind a task that meets this error ends with.
+    pub fn kind(&self) -> FailureKind {
         match self {
             Error::Wit(e) => e.kind(),
-            Error::UngrantedImport { .. } => "ungranted-import",
-            Error::Trap { .. } => "trap",
-            Error::Timeout { .. } => "timeout",
-            Error::OutOfMemory { .. } => "out-of-memory",
-            Error::OutOfFuel { .. } => "out-of-fuel",
-            Error::OutputTooLarge { .. } => "output-too-large",
-            Error::InvalidLimits(_) => "invalid-limits",
-            Error::Io { .. } => "io",
-            Error::BadMount(_) => "bad-mount",
-            Error::NoGpu { .. } => "no-gpu",
-            Error::Gpu(_) => "gpu",
-            Error::Internal(_) => "internal",
+            Error::UngrantedImport { .. } => FailureKind::UngrantedImport,
+            Error::Trap { .. } => FailureKind::Trap,
+            Error::Timeout { .. } => FailureKind::Timeout,
+            Error::OutOfMemory { .. } => FailureKind::OutOfMemory,
+            Error::OutOfFuel { .. } => FailureKind::OutOfFuel,
+            Error::OutputTooLarge { .. } => FailureKind::OutputTooLarge,
+            Error::InvalidLimits(_) => FailureKind::InvalidLimits,
+            Error::Io { .. } => FailureKind::Io,
+            Error::BadMount(_) => FailureKind::BadMount,
+            Error::NoGpu { .. } => FailureKind::NoGpu,
+            Error::Gpu(_) => FailureKind::Gpu,
+            Error::Internal(_) => FailureKind::Internal,
         }
     }
 

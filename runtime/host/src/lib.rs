@@ -37,7 +37,7 @@ pub use capabilities::files::Mount;
 pub use capabilities::gpu::{Gpu, GpuChoice, GpuInfo};
 pub use capabilities::log::{Level, LogEvent, LogSink};
 pub use error::Error;
-pub use ferry_wit::{Named, Record, Signature, Value, Variant, WitType};
+pub use ferry_wit::{FailureKind, Named, Record, Signature, Value, Variant, WitType};
 pub use function::{Export, Function, FunctionId};
 pub use host::{Host, HostConfig, HostStats};
 pub use limits::{Limits, parse_bytes, parse_duration};

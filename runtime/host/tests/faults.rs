@@ -224,9 +224,9 @@ async fn concurrent_failures_do_not_disturb_a_good_call() {
         let c = call_json(&host, &faults, "boom", &[r#""x""#], &lim);
         let (a, b, c) = tokio::join!(a, b, c);
         (
-            a.unwrap_err().kind(),
-            b.unwrap_err().kind(),
-            c.unwrap_err().kind(),
+            a.unwrap_err().kind().as_str(),
+            b.unwrap_err().kind().as_str(),
+            c.unwrap_err().kind().as_str(),
         )
     };
     let good = call_json(&host, &pi, "pi", &["200000", "7"], &dflt);

@@ -5,28 +5,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ferry_proto::v1::{self as pb, submit_request};
+use ferry_wit::FailureKind;
 
 use crate::Service;
 use crate::core::{Error, Result, TaskLimits, TaskRecord, TaskState, memo_key};
 use crate::functions::wit_error;
-
-/// Failure kinds a submission may name in `retry_on`.
-pub const RETRY_KINDS: &[&str] = &[
-    "*",
-    "trap",
-    "timeout",
-    "out-of-memory",
-    "out-of-fuel",
-    "output-too-large",
-    "io",
-    "gpu",
-    "no-gpu",
-    "no-camera",
-    "bad-mount",
-    "fetch",
-    "blob-upload",
-    "internal",
-];
 
 /// Time-ordered, unique task ids: `<ms>-<sequence>-<random>` in hex.
 fn new_task_id() -> String {
@@ -142,12 +125,29 @@ impl Service {
                 req.retries
             )));
         }
-        for kind in &req.retry_on {
-            if !RETRY_KINDS.contains(&kind.as_str()) {
-                return Err(Error::invalid(format!(
-                    "retry-on `{kind}` is not a failure kind; use one of: {}",
-                    RETRY_KINDS.join(", ")
-                )));
+        for kind in req.retry_on.iter().filter(|k| *k != "*") {
+            let retryable = || {
+                FailureKind::ALL
+                    .iter()
+                    .filter(|k| k.retryable())
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            match kind.parse::<FailureKind>() {
+                Ok(k) if k.retryable() => {}
+                Ok(k) => {
+                    return Err(Error::invalid(format!(
+                        "retry-on `{k}`: a task that fails so would fail the same way again; retry on `*` or one of: {}",
+                        retryable()
+                    )));
+                }
+                Err(_) => {
+                    return Err(Error::invalid(format!(
+                        "retry-on `{kind}` is not a failure kind; use `*` or one of: {}",
+                        retryable()
+                    )));
+                }
             }
         }
         let export = f.export(&req.export).map_err(wit_error)?;

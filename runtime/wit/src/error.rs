@@ -1,3 +1,5 @@
+use crate::FailureKind;
+
 /// What can be wrong with a component or with values for it, named in terms
 /// a function author can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,15 +25,15 @@ pub enum Error {
 }
 
 impl Error {
-    /// A stable code for the wire.
-    pub fn kind(&self) -> &'static str {
+    /// The failure kind a task that meets this error ends with.
+    pub fn kind(&self) -> FailureKind {
         match self {
-            Error::BadComponent(_) => "bad-component",
-            Error::UnknownExport { .. } => "unknown-export",
-            Error::AmbiguousExport { .. } => "ambiguous-export",
-            Error::UnsupportedSignature { .. } => "unsupported-signature",
-            Error::BadArguments { .. } => "bad-arguments",
-            Error::Codec(_) => "internal",
+            Error::BadComponent(_) => FailureKind::BadComponent,
+            Error::UnknownExport { .. } => FailureKind::UnknownExport,
+            Error::AmbiguousExport { .. } => FailureKind::AmbiguousExport,
+            Error::UnsupportedSignature { .. } => FailureKind::UnsupportedSignature,
+            Error::BadArguments { .. } => FailureKind::BadArguments,
+            Error::Codec(_) => FailureKind::Internal,
         }
     }
 }

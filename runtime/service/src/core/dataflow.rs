@@ -8,6 +8,7 @@
 //! that finished the producer, so it is stored in that one commit, and it is
 //! rebuilt from the store at start.
 
+use ferry_wit::FailureKind;
 use std::collections::HashMap;
 
 use super::{Error, Failure, Result, TaskRecord, TaskState, Txn};
@@ -128,7 +129,10 @@ impl Txn<'_> {
         let failure = if p.state == TaskState::Cancelled {
             (
                 TaskState::Cancelled,
-                Failure::new("cancelled", format!("dependency {} was cancelled", p.id)),
+                Failure::new(
+                    FailureKind::Cancelled,
+                    format!("dependency {} was cancelled", p.id),
+                ),
             )
         } else {
             let reason = p
@@ -138,7 +142,7 @@ impl Txn<'_> {
             (
                 TaskState::Failed,
                 Failure::new(
-                    "dependency",
+                    FailureKind::Dependency,
                     format!("dependency {} failed: {reason}", p.id),
                 ),
             )
@@ -183,7 +187,10 @@ impl Txn<'_> {
                         self.end_waiting(
                             id,
                             TaskState::Failed,
-                            Failure::new("dependency", format!("dependency {d} failed: {m}")),
+                            Failure::new(
+                                FailureKind::Dependency,
+                                format!("dependency {d} failed: {m}"),
+                            ),
                         );
                         return Ok(());
                     }
@@ -206,7 +213,7 @@ impl Txn<'_> {
                     id,
                     TaskState::Failed,
                     Failure::new(
-                        "dependency",
+                        FailureKind::Dependency,
                         format!("the results of its dependencies do not fit: {e}"),
                     ),
                 );

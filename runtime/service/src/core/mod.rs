@@ -21,6 +21,7 @@ mod task;
 #[cfg(test)]
 mod tests;
 
+use ferry_wit::FailureKind;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -302,7 +303,10 @@ impl Broker {
                     .ok_or_else(|| Error::not_found(format!("unknown task `{id}`")));
             };
             rec.set_state(TaskState::Cancelled, ferry_proto::now_ms());
-            rec.error = Some(Failure::new("cancelled", "the task was cancelled"));
+            rec.error = Some(Failure::new(
+                FailureKind::Cancelled,
+                "the task was cancelled",
+            ));
             if let Some(lease) = txn.board.leases.get(id).copied()
                 && let Some(s) = txn.board.sessions.get(&lease.session)
                 && s.outbox
@@ -471,7 +475,7 @@ impl Txn<'_> {
         if rec.lost >= self.rules.max_attempts {
             rec.set_state(TaskState::Failed, now);
             rec.error = Some(Failure::new(
-                "endpoint-lost",
+                FailureKind::EndpointLost,
                 format!(
                     "the task was lost {} times with endpoint {} (last: {why}); it is not run again",
                     rec.lost, rec.endpoint

@@ -5,6 +5,7 @@ use ferry_proto::transfer::CHUNK;
 use ferry_proto::v1::{
     self as pb, ServiceMessage, endpoint_message, endpoints_server, service_message, task_outcome,
 };
+use ferry_wit::FailureKind;
 use ferry_wit::FunctionId;
 use futures::StreamExt;
 use tokio::io::AsyncReadExt;
@@ -54,7 +55,7 @@ fn outcome(o: pb::TaskOutcome) -> Outcome {
         Some(task_outcome::Outcome::Result(bytes)) => Ok(bytes),
         Some(task_outcome::Outcome::Error(e)) => Err(Failure::new(e.kind, e.message)),
         None => Err(Failure::new(
-            "internal",
+            FailureKind::Internal,
             "the endpoint sent an empty outcome",
         )),
     };

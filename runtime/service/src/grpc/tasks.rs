@@ -1,5 +1,6 @@
 //! `ferry.v1.Tasks`: submit, look up, list, cancel and watch tasks.
 
+use ferry_wit::FailureKind;
 use std::collections::HashMap;
 
 use ferry_proto::v1::{self as pb, tasks_server};
@@ -162,7 +163,7 @@ impl tasks_server::Tasks for Service {
                             task: Some(pb::TaskInfo {
                                 id: id.clone(),
                                 error: Some(pb::TaskError {
-                                    kind: "unknown-task".into(),
+                                    kind: FailureKind::UnknownTask.into(),
                                     message: format!("unknown task `{id}`"),
                                 }),
                                 ..Default::default()
