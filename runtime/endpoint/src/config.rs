@@ -1,0 +1,349 @@
+//! An endpoint's configuration: built in code, or read from the TOML file
+//! of `ferry endpoint start --config`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use ferry_host::{GpuChoice, Limits, Mount};
+use serde::Deserialize;
+
+use crate::cameras::{CameraConfig, Source as CameraSource};
+
+/// An endpoint's configuration (the TOML file of `ferry endpoint start --config`).
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    pub name: String,
+    pub service: String,
+    /// Tasks run at once (default: the number of cores).
+    pub concurrency: u32,
+    /// Tasks held ready beyond those running (default: `concurrency`): the
+    /// credits advertised are `concurrency + prefetch`, so that the next task
+    /// is here when a slot frees.
+    pub prefetch: Option<u32>,
+    /// Limits for tasks whose submission sets none.
+    pub limits: Limits,
+    /// The most a submission may ask for; a task that asks for more fails
+    /// with `invalid-limits`, naming the ceiling.
+    pub max_limits: MaxLimits,
+    /// Compiled components (`<blake3>.<engine>.cwasm`).
+    pub cache_dir: Option<PathBuf>,
+    pub heartbeat: Duration,
+    /// The GPU lent to tasks: `auto` (default), `none`, or part of an
+    /// adapter's name.
+    pub gpu: GpuChoice,
+    /// Host directories lent to tasks, each to the functions it names.
+    pub mounts: Vec<Grant>,
+    /// Where each task's private `/scratch` is made (and removed after).
+    pub scratch_dir: PathBuf,
+    /// Most bytes the blob cache (`<cache_dir>/blobs`) may hold; the least
+    /// recently used blobs make room for new ones.
+    pub blob_cache: u64,
+    /// The service's blob store, when this endpoint can read it (the same
+    /// machine, or a shared filesystem): blobs there are used in place.
+    pub shared_blob_store: Option<PathBuf>,
+    /// Cameras, each with one broker owning the device, lent to the
+    /// functions its grant names.
+    pub cameras: Vec<CameraConfig>,
+}
+
+/// Ceilings on what a submission may ask of this endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaxLimits {
+    pub timeout: Duration,
+    pub memory: u64,
+    pub output: u64,
+}
+
+impl Default for MaxLimits {
+    fn default() -> Self {
+        MaxLimits {
+            timeout: Duration::from_secs(24 * 3600),
+            memory: 4 << 30,
+            output: 1 << 30,
+        }
+    }
+}
+
+/// A directory lent to some functions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub mount: Mount,
+    /// Function ids (blake3 hex) that see the mount; `*` for every function.
+    pub functions: Vec<String>,
+}
+
+impl Grant {
+    pub(crate) fn covers(&self, function_id: &str) -> bool {
+        self.functions.iter().any(|f| f == "*" || f == function_id)
+    }
+}
+
+impl EndpointConfig {
+    pub fn new(name: impl Into<String>, service: impl Into<String>) -> Self {
+        EndpointConfig {
+            name: name.into(),
+            service: service.into(),
+            concurrency: std::thread::available_parallelism().map_or(2, |n| n.get() as u32),
+            prefetch: None,
+            limits: Limits::default(),
+            max_limits: MaxLimits::default(),
+            cache_dir: None,
+            heartbeat: Duration::from_secs(2),
+            gpu: GpuChoice::Auto,
+            mounts: Vec::new(),
+            scratch_dir: std::env::temp_dir().join("ferry-scratch"),
+            blob_cache: 32 << 30,
+            shared_blob_store: None,
+            cameras: Vec::new(),
+        }
+    }
+
+    /// Reads a TOML config; keys: `name`, `service`, `concurrency`,
+    /// `cache_dir`, `heartbeat`, `gpu` (`"auto"`, `"none"` or part of an
+    /// adapter's name), `scratch_dir`, `blob_cache` (e.g. `"32GiB"`),
+    /// `shared_blob_store` (the service's `<data_dir>/blobs`, if readable here),
+    /// `[limits]` with `timeout`, `memory`, `output`, `gpu_buffer`,
+    /// `gpu_memory`, `blob_output` (e.g. `"5s"`, `"64MiB"`), `[[cameras]]`
+    /// with `name`, `backend` (`v4l2`, `test-pattern`, `replay`), `device`
+    /// (v4l2), `dir` (replay), `width`, `height`, `fps`, `open` (`start` or
+    /// `first-use`) and `functions`, and
+    /// `[[mounts]]` with `host`, `guest`, `read_only` (default true) and
+    /// `functions` (ids, or `"*"`).
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct File {
+            name: String,
+            service: Option<String>,
+            concurrency: Option<u32>,
+            prefetch: Option<u32>,
+            cache_dir: Option<PathBuf>,
+            heartbeat: Option<String>,
+            gpu: Option<String>,
+            scratch_dir: Option<PathBuf>,
+            blob_cache: Option<String>,
+            shared_blob_store: Option<PathBuf>,
+            limits: Option<FileLimits>,
+            max_limits: Option<FileMaxLimits>,
+            #[serde(default)]
+            mounts: Vec<FileMount>,
+            #[serde(default)]
+            cameras: Vec<FileCamera>,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct FileCamera {
+            name: String,
+            backend: String,
+            device: Option<PathBuf>,
+            dir: Option<PathBuf>,
+            width: Option<u32>,
+            height: Option<u32>,
+            fps: Option<f32>,
+            open: Option<String>,
+            functions: Vec<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct FileMount {
+            host: PathBuf,
+            guest: String,
+            read_only: Option<bool>,
+            functions: Vec<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct FileMaxLimits {
+            timeout: Option<String>,
+            memory: Option<String>,
+            output: Option<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct FileLimits {
+            timeout: Option<String>,
+            memory: Option<String>,
+            output: Option<String>,
+            gpu_buffer: Option<String>,
+            gpu_memory: Option<String>,
+            blob_output: Option<String>,
+        }
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let f: File = toml::from_str(&text)
+            .with_context(|| format!("in endpoint config {}", path.display()))?;
+        let mut c = EndpointConfig::new(
+            f.name,
+            f.service.unwrap_or_else(|| "http://127.0.0.1:7171".into()),
+        );
+        if let Some(n) = f.concurrency {
+            anyhow::ensure!(n > 0, "concurrency must be at least 1");
+            c.concurrency = n;
+        }
+        c.prefetch = f.prefetch;
+        c.cache_dir = f.cache_dir;
+        if let Some(g) = f.gpu {
+            c.gpu = g.parse()?;
+        }
+        if let Some(d) = f.scratch_dir {
+            c.scratch_dir = d;
+        }
+        if let Some(b) = f.blob_cache {
+            c.blob_cache = ferry_host::parse_bytes(&b)?;
+        }
+        c.shared_blob_store = f.shared_blob_store;
+        for m in f.mounts {
+            anyhow::ensure!(
+                !m.functions.is_empty(),
+                "mount {} names no functions (use [\"*\"] for all)",
+                m.guest
+            );
+            let mount = Mount {
+                host: m.host,
+                guest: m.guest,
+                read_only: m.read_only.unwrap_or(true),
+            };
+            mount.validate()?;
+            c.mounts.push(Grant {
+                mount,
+                functions: m.functions,
+            });
+        }
+        for cam in f.cameras {
+            let what = |m: &str| format!("camera {}: {m}", cam.name);
+            anyhow::ensure!(
+                !cam.functions.is_empty(),
+                what("names no functions (use [\"*\"] for all)")
+            );
+            anyhow::ensure!(
+                !c.cameras.iter().any(|o| o.name == cam.name),
+                what("is named twice")
+            );
+            let source = match cam.backend.as_str() {
+                "test-pattern" => CameraSource::TestPattern,
+                "replay" => {
+                    CameraSource::Replay(cam.dir.with_context(|| what("replay needs dir"))?)
+                }
+                "v4l2" => {
+                    CameraSource::V4l2(cam.device.unwrap_or_else(|| PathBuf::from("/dev/video0")))
+                }
+                other => anyhow::bail!(what(&format!(
+                    "unknown backend `{other}` (v4l2, test-pattern or replay)"
+                ))),
+            };
+            let size = match (cam.width, cam.height) {
+                (Some(w), Some(h)) => Some((w, h)),
+                (None, None) => None,
+                _ => anyhow::bail!(what("give both width and height, or neither")),
+            };
+            let fps = cam.fps.unwrap_or(30.0);
+            anyhow::ensure!(
+                fps > 0.0 && fps <= 1000.0,
+                what("fps must be above 0 and at most 1000")
+            );
+            let open = match cam.open.as_deref() {
+                None | Some("start") => ferry_host::OpenAt::Start,
+                Some("first-use") => ferry_host::OpenAt::FirstUse,
+                Some(other) => anyhow::bail!(what(&format!(
+                    "open = `{other}`: use \"start\" or \"first-use\""
+                ))),
+            };
+            c.cameras.push(CameraConfig {
+                name: cam.name,
+                source,
+                size,
+                fps,
+                open,
+                functions: cam.functions,
+            });
+        }
+        if let Some(h) = f.heartbeat {
+            c.heartbeat = ferry_host::parse_duration(&h)?;
+        }
+        if let Some(m) = f.max_limits {
+            if let Some(t) = m.timeout {
+                c.max_limits.timeout = ferry_host::parse_duration(&t)?;
+            }
+            if let Some(b) = m.memory {
+                c.max_limits.memory = ferry_host::parse_bytes(&b)?;
+            }
+            if let Some(b) = m.output {
+                c.max_limits.output = ferry_host::parse_bytes(&b)?;
+            }
+        }
+        if let Some(l) = f.limits {
+            if let Some(t) = l.timeout {
+                c.limits.timeout = ferry_host::parse_duration(&t)?;
+            }
+            if let Some(m) = l.memory {
+                c.limits.memory = ferry_host::parse_bytes(&m)?;
+            }
+            if let Some(o) = l.output {
+                c.limits.output = ferry_host::parse_bytes(&o)?;
+            }
+            if let Some(b) = l.gpu_buffer {
+                c.limits.gpu_buffer = ferry_host::parse_bytes(&b)?;
+            }
+            if let Some(m) = l.gpu_memory {
+                c.limits.gpu_memory = ferry_host::parse_bytes(&m)?;
+            }
+            if let Some(b) = l.blob_output {
+                c.limits.blob_output = ferry_host::parse_bytes(&b)?;
+            }
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_mounts_and_their_grants_from_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let config = dir.path().join("endpoint.toml");
+        let text = format!(
+            "name = \"lab\"\ngpu = \"none\"\nscratch_dir = \"{0}/scratch\"\n\
+             [[mounts]]\nhost = \"{1}\"\nguest = \"/data\"\nfunctions = [\"abc\"]\n\
+             [[mounts]]\nhost = \"{1}\"\nguest = \"/shared\"\nread_only = false\nfunctions = [\"*\"]\n",
+            dir.path().display(),
+            data.display()
+        );
+        std::fs::write(&config, text).unwrap();
+        let c = EndpointConfig::from_file(&config).unwrap();
+        assert_eq!(c.gpu, GpuChoice::None);
+        assert_eq!(c.scratch_dir, dir.path().join("scratch"));
+        assert_eq!(c.mounts.len(), 2);
+        assert!(c.mounts[0].mount.read_only, "read-only unless said");
+        assert!(!c.mounts[1].mount.read_only);
+        assert!(c.mounts[0].covers("abc") && !c.mounts[0].covers("def"));
+        assert!(c.mounts[1].covers("def"));
+    }
+
+    #[test]
+    fn refuses_a_mount_of_a_missing_directory_or_for_no_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("endpoint.toml");
+        std::fs::write(
+            &config,
+            "name = \"lab\"\n[[mounts]]\nhost = \"/no/such/dir/ferry\"\nguest = \"/data\"\nfunctions = [\"*\"]\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", EndpointConfig::from_file(&config).unwrap_err());
+        assert!(e.contains("/no/such/dir/ferry"), "{e}");
+        std::fs::write(
+            &config,
+            format!(
+                "name = \"lab\"\n[[mounts]]\nhost = \"{}\"\nguest = \"/data\"\nfunctions = []\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let e = format!("{:#}", EndpointConfig::from_file(&config).unwrap_err());
+        assert!(e.contains("names no functions"), "{e}");
+    }
+}

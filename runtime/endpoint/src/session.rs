@@ -1,0 +1,282 @@
+//! The one stream an endpoint holds with the service: hello and credits,
+//! assignments run as they arrive, heartbeats that list what is held, and
+//! outcomes sent back in batches.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use ferry_host::FailureKind;
+use ferry_proto::now_ms;
+use ferry_proto::v1::{
+    Assignment, EndpointMessage, Heartbeat, Hello, ResultBatch, TaskError, TaskOutcome,
+    endpoint_message, endpoints_client::EndpointsClient, service_message, task_outcome,
+};
+use futures::FutureExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::Agent;
+
+type Running = Arc<Mutex<HashMap<String, JoinHandle<()>>>>;
+
+impl Agent {
+    pub(super) async fn session(self: Arc<Self>) -> anyhow::Result<()> {
+        let channel = ferry_proto::dial(&self.config.service)
+            .with_context(|| format!("bad service URL `{}`", self.config.service))?
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .with_context(|| format!("cannot reach the service at {}", self.config.service))?;
+        let mut client = EndpointsClient::new(channel).max_decoding_message_size(64 << 20);
+        let (out, out_rx) = mpsc::channel::<EndpointMessage>(1024);
+        let send = |kind| EndpointMessage { kind: Some(kind) };
+        out.send(send(endpoint_message::Kind::Hello(Hello {
+            name: self.config.name.clone(),
+            concurrency: self.config.concurrency,
+            version: env!("CARGO_PKG_VERSION").into(),
+            gpu: self.host.gpu().map(|g| {
+                let i = g.info();
+                ferry_proto::v1::GpuInfo {
+                    name: i.name.clone(),
+                    backend: i.backend.clone(),
+                    device_type: i.device_type.clone(),
+                    driver: i.driver.clone(),
+                }
+            }),
+            cameras: self
+                .cameras
+                .iter()
+                .map(|(cam, c)| ferry_proto::v1::CameraInfo {
+                    name: c.name.clone(),
+                    backend: cam.description().to_owned(),
+                    functions: c.functions.clone(),
+                })
+                .collect(),
+        })))
+        .await?;
+        let credits =
+            self.config.concurrency + self.config.prefetch.unwrap_or(self.config.concurrency);
+        out.send(send(endpoint_message::Kind::Credits(credits)))
+            .await?;
+        let mut incoming = client
+            .session(ReceiverStream::new(out_rx))
+            .await?
+            .into_inner();
+
+        let running: Running = Arc::default();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<TaskOutcome>();
+        // Results go up in batches: whatever finished while the last batch was sent.
+        let results_out = out.clone();
+        let batcher = tokio::spawn(async move {
+            while let Some(first) = done_rx.recv().await {
+                let mut outcomes = vec![first];
+                while outcomes.len() < 1024 {
+                    match done_rx.try_recv() {
+                        Ok(o) => outcomes.push(o),
+                        Err(_) => break,
+                    }
+                }
+                let n = outcomes.len() as u32;
+                let results = send(endpoint_message::Kind::Results(ResultBatch { outcomes }));
+                if results_out.send(results).await.is_err()
+                    || results_out
+                        .send(send(endpoint_message::Kind::Credits(n)))
+                        .await
+                        .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let beat_out = out.clone();
+        let period = self.config.heartbeat;
+        let held = running.clone();
+        // Each heartbeat lists every task held here, renewing their leases.
+        let heart = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                let at_ms = now_ms();
+                let holding = held
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .keys()
+                    .cloned()
+                    .collect();
+                if beat_out
+                    .send(send(endpoint_message::Kind::Heartbeat(Heartbeat {
+                        at_ms,
+                        holding,
+                    })))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+
+        let result = loop {
+            let msg = match incoming.message().await {
+                Ok(Some(m)) => m,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(anyhow::Error::from(e).context("the session stream broke")),
+            };
+            match msg.kind {
+                Some(service_message::Kind::Welcome(w)) => {
+                    tracing::info!(endpoint = %self.config.name, session = %w.session_id, "connected");
+                }
+                Some(service_message::Kind::Tasks(batch)) => {
+                    for a in batch.tasks {
+                        if self.abort_on.as_deref() == Some(a.export.as_str()) {
+                            tracing::error!(task = %a.task_id, "FERRY_TEST_ABORT_ON_EXPORT: aborting the process");
+                            std::process::abort();
+                        }
+                        let id = a.task_id.clone();
+                        let agent = self.clone();
+                        let done = done_tx.clone();
+                        let running2 = running.clone();
+                        // Held across the spawn, so that a task that ends at once
+                        // cannot remove itself before it is listed (a stale entry
+                        // would be reported in heartbeats and freed twice).
+                        let mut held = running.lock().unwrap_or_else(|p| p.into_inner());
+                        let handle = tokio::spawn(async move {
+                            let Ok(_permit) = agent.workers.clone().acquire_owned().await else {
+                                return;
+                            };
+                            let (task_id, lease) = (a.task_id.clone(), a.lease);
+                            // A panic in the runner is the task's failure, never a
+                            // silent loss of its slot.
+                            let outcome = match AssertUnwindSafe(agent.run_task(a))
+                                .catch_unwind()
+                                .await
+                            {
+                                Ok(o) => o,
+                                Err(_) => {
+                                    tracing::error!(task = %task_id, "the task's runner panicked");
+                                    TaskOutcome {
+                                        task_id,
+                                        lease,
+                                        outcome: Some(task_outcome::Outcome::Error(TaskError {
+                                            kind: FailureKind::Internal.into(),
+                                            message: "the endpoint failed while running the task"
+                                                .into(),
+                                        })),
+                                        started_at_ms: now_ms(),
+                                        finished_at_ms: now_ms(),
+                                        output: None,
+                                    }
+                                }
+                            };
+                            running2
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .remove(&outcome.task_id);
+                            let _ = done.send(outcome);
+                        });
+                        held.insert(id, handle);
+                    }
+                }
+                Some(service_message::Kind::Cancel(c)) => {
+                    let mut freed = 0;
+                    for id in c.task_ids {
+                        if let Some(h) = running
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&id)
+                        {
+                            h.abort();
+                            freed += 1;
+                        }
+                    }
+                    if freed > 0 {
+                        let _ = out.send(send(endpoint_message::Kind::Credits(freed))).await;
+                    }
+                }
+                Some(service_message::Kind::Heartbeat(_)) | None => {}
+            }
+        };
+        heart.abort();
+        batcher.abort();
+        // The service requeues what was in flight; stop working on it here.
+        for (_, h) in running.lock().unwrap_or_else(|p| p.into_inner()).drain() {
+            h.abort();
+        }
+        result
+    }
+
+    async fn run_task(&self, a: Assignment) -> TaskOutcome {
+        let started_at_ms = now_ms();
+        let mut output = None;
+        let outcome = match self.call(&a, &mut output).await {
+            Ok(bytes) => task_outcome::Outcome::Result(bytes),
+            Err(e) => task_outcome::Outcome::Error(e),
+        };
+        TaskOutcome {
+            task_id: a.task_id,
+            lease: a.lease,
+            outcome: Some(outcome),
+            started_at_ms,
+            finished_at_ms: now_ms(),
+            output,
+        }
+    }
+
+    async fn call(
+        &self,
+        a: &Assignment,
+        output: &mut Option<ferry_proto::v1::TaskOutput>,
+    ) -> Result<Vec<u8>, TaskError> {
+        let err = |e: ferry_host::Error| TaskError {
+            kind: e.kind().into(),
+            message: e.to_string(),
+        };
+        self.check_requirements(a)?;
+        let f = self.function(&a.function_id).await?;
+        let export = f.export(&a.export).map_err(err)?;
+        let args = export.args_from_msgpack(&a.args).map_err(err)?;
+        let limits = self.limits(a.limits.as_ref()).map_err(err)?;
+        let options = self.call_options(&a.function_id);
+        let captured = |stdout: &ferry_host::Captured,
+                        stderr: &ferry_host::Captured,
+                        logs: &[ferry_host::LogEvent],
+                        logs_dropped: u64| ferry_proto::v1::TaskOutput {
+            stdout: stdout.bytes.clone(),
+            stderr: stderr.bytes.clone(),
+            logs: logs.iter().map(|e| e.to_string()).collect(),
+            truncated: stdout.dropped + stderr.dropped + logs_dropped,
+        };
+        let out = match self
+            .host
+            .call_keeping_output(&f, export, &args, &limits, &options)
+            .await
+        {
+            Ok(out) => out,
+            Err(failed) => {
+                // What a failed task printed and logged is what its user
+                // most needs to see.
+                let o = &failed.output;
+                *output = Some(captured(&o.stdout, &o.stderr, &o.logs, o.logs_dropped));
+                return Err(err(failed.error));
+            }
+        };
+        *output = Some(captured(
+            &out.stdout,
+            &out.stderr,
+            &out.logs,
+            out.logs_dropped,
+        ));
+        // New blobs reach the service before the result that names them.
+        for blob in &out.blobs {
+            self.blobs.send(blob).await.map_err(|e| TaskError {
+                kind: FailureKind::BlobUpload.into(),
+                message: format!("sending new blob {} to the service: {e:#}", blob.hash),
+            })?;
+        }
+        export.result_to_msgpack(out.result.as_ref()).map_err(err)
+    }
+}
