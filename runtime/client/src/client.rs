@@ -1,0 +1,361 @@
+//! The connection: functions, submissions, tasks and status.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_proto::v1::{
+    self as pb, TaskInfo, TaskState, blobs_client::BlobsClient, functions_client::FunctionsClient,
+    submit_request, tasks_client::TasksClient,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tonic::transport::Channel;
+
+use crate::watch::Watcher;
+use crate::{ClientError, Graph, SubmitOptions, TaskFuture};
+
+/// A registered function.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    /// The function id: blake3 hex of the component bytes.
+    pub id: String,
+    /// Whether bytes were sent (false when the service already had them).
+    pub uploaded: bool,
+    pub info: pb::FunctionInfo,
+}
+
+/// A connection to a ferry service. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) functions: FunctionsClient<Channel>,
+    pub(crate) blobs: BlobsClient<Channel>,
+    pub(crate) tasks: TasksClient<Channel>,
+    pub(crate) watcher: Arc<Watcher>,
+}
+
+const MAX_MESSAGE: usize = 64 << 20;
+
+impl Client {
+    pub async fn connect(url: impl Into<String>) -> Result<Client, ClientError> {
+        let url = url.into();
+        let fail = |e: &dyn std::fmt::Display| ClientError::Connect {
+            url: url.clone(),
+            message: e.to_string(),
+        };
+        let channel = ferry_proto::dial(&url)
+            .map_err(|e| fail(&e))?
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .map_err(|e| {
+                fail(&std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string()))
+            })?;
+        let tasks = TasksClient::new(channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        Ok(Client {
+            blobs: BlobsClient::new(channel.clone())
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+            functions: FunctionsClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+            watcher: Watcher::start(tasks.clone()),
+            tasks,
+        })
+    }
+
+    /// Registers component bytes; uploads them only if the service lacks them.
+    pub async fn register(&self, bytes: &[u8]) -> Result<Registered, ClientError> {
+        let id = blake3::hash(bytes).to_hex().to_string();
+        let mut functions = self.functions.clone();
+        let has = functions
+            .has(pb::HasRequest {
+                ids: vec![id.clone()],
+            })
+            .await?
+            .into_inner();
+        if has.present.contains(&id) {
+            let info = functions
+                .get(pb::GetFunctionRequest { id: id.clone() })
+                .await?
+                .into_inner();
+            return Ok(Registered {
+                id,
+                uploaded: false,
+                info,
+            });
+        }
+        let total = bytes.len() as u64;
+        let chunks: Vec<pb::RegisterChunk> = bytes
+            .chunks(1 << 20)
+            .enumerate()
+            .map(|(i, c)| pb::RegisterChunk {
+                id: if i == 0 { id.clone() } else { String::new() },
+                total_size: total,
+                data: c.to_vec(),
+            })
+            .collect();
+        let chunks = if chunks.is_empty() {
+            vec![pb::RegisterChunk {
+                id: id.clone(),
+                total_size: 0,
+                data: vec![],
+            }]
+        } else {
+            chunks
+        };
+        let info = functions
+            .register(tokio_stream::iter(chunks))
+            .await?
+            .into_inner();
+        Ok(Registered {
+            id,
+            uploaded: true,
+            info,
+        })
+    }
+
+    /// Reads a component file and registers it (see [`Client::register`]).
+    pub async fn register_file(
+        &self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<Registered, ClientError> {
+        let path = path.as_ref();
+        let bytes = tokio::fs::read(path).await.map_err(|e| ClientError::Read {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        self.register(&bytes).await
+    }
+
+    /// Submits one call; `args` is the argument list (a tuple, or a `Vec` of
+    /// values). The future resolves with the result as `R`.
+    pub async fn submit<A: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        function: &str,
+        export: &str,
+        args: &A,
+    ) -> Result<TaskFuture<R>, ClientError> {
+        self.submit_with(endpoint, function, export, args, &SubmitOptions::default())
+            .await
+    }
+
+    /// [`submit`](Client::submit) with limits or requirements.
+    pub async fn submit_with<A: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        function: &str,
+        export: &str,
+        args: &A,
+        options: &SubmitOptions,
+    ) -> Result<TaskFuture<R>, ClientError> {
+        let mut req = request(endpoint, function, export, args)?;
+        options.apply(&mut req);
+        let id = self.tasks.clone().submit(req).await?.into_inner().task_id;
+        Ok(self.result(&id))
+    }
+
+    /// Submits with the arguments as a JSON array; returns the task id.
+    pub async fn submit_json(
+        &self,
+        endpoint: &str,
+        function: &str,
+        export: &str,
+        json_args: &str,
+        options: &SubmitOptions,
+    ) -> Result<String, ClientError> {
+        let mut req = pb::SubmitRequest {
+            endpoint: endpoint.into(),
+            function_id: function.into(),
+            export: export.into(),
+            args: Some(submit_request::Args::Json(json_args.into())),
+            ..Default::default()
+        };
+        options.apply(&mut req);
+        Ok(self.tasks.clone().submit(req).await?.into_inner().task_id)
+    }
+
+    /// Submits many calls of one export in one request each 1,000 tasks.
+    pub async fn submit_batch<A: Serialize, R: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        function: &str,
+        export: &str,
+        args: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<TaskFuture<R>>, ClientError> {
+        self.submit_batch_with(endpoint, function, export, args, &SubmitOptions::default())
+            .await
+    }
+
+    /// [`Client::submit_batch`] with the same options for every task.
+    pub async fn submit_batch_with<A: Serialize, R: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        function: &str,
+        export: &str,
+        args: impl IntoIterator<Item = A>,
+        options: &SubmitOptions,
+    ) -> Result<Vec<TaskFuture<R>>, ClientError> {
+        let mut futures = Vec::new();
+        let mut batch = Vec::new();
+        for a in args {
+            let mut req = request(endpoint, function, export, &a)?;
+            options.apply(&mut req);
+            batch.push(req);
+            if batch.len() == 1000 {
+                futures.extend(self.send_batch(std::mem::take(&mut batch)).await?);
+            }
+        }
+        if !batch.is_empty() {
+            futures.extend(self.send_batch(batch).await?);
+        }
+        Ok(futures)
+    }
+
+    /// Sends a whole graph in one request; returns the task ids, in the order
+    /// the tasks were added. The client may go away at once: the service
+    /// runs the graph.
+    pub async fn submit_graph(&self, graph: Graph) -> Result<Vec<String>, ClientError> {
+        Ok(self
+            .tasks
+            .clone()
+            .submit_batch(pb::SubmitBatchRequest { tasks: graph.tasks })
+            .await?
+            .into_inner()
+            .task_ids)
+    }
+
+    /// `submit_batch` and await every result, in order.
+    pub async fn map<A: Serialize, R: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        function: &str,
+        export: &str,
+        args: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<R>, ClientError> {
+        let futures = self
+            .submit_batch::<A, R>(endpoint, function, export, args)
+            .await?;
+        let mut out = Vec::with_capacity(futures.len());
+        for f in futures {
+            out.push(f.await?);
+        }
+        Ok(out)
+    }
+
+    async fn send_batch<R: DeserializeOwned>(
+        &self,
+        tasks: Vec<pb::SubmitRequest>,
+    ) -> Result<Vec<TaskFuture<R>>, ClientError> {
+        let ids = self
+            .tasks
+            .clone()
+            .submit_batch(pb::SubmitBatchRequest { tasks })
+            .await?
+            .into_inner()
+            .task_ids;
+        Ok(ids.iter().map(|id| self.result(id)).collect())
+    }
+
+    /// A future for a task submitted earlier, by this process or another.
+    pub fn result<R: DeserializeOwned>(&self, task_id: &str) -> TaskFuture<R> {
+        TaskFuture {
+            task_id: task_id.to_owned(),
+            rx: self.watcher.watch(task_id),
+            _r: PhantomData,
+        }
+    }
+
+    /// The task's current state, without waiting.
+    pub async fn task(&self, task_id: &str) -> Result<TaskInfo, ClientError> {
+        Ok(self
+            .tasks
+            .clone()
+            .get(pb::GetTaskRequest {
+                task_id: task_id.into(),
+            })
+            .await?
+            .into_inner())
+    }
+
+    pub async fn cancel(&self, task_id: &str) -> Result<TaskInfo, ClientError> {
+        Ok(self
+            .tasks
+            .clone()
+            .cancel(pb::CancelRequest {
+                task_id: task_id.into(),
+            })
+            .await?
+            .into_inner())
+    }
+
+    /// One page of tasks in order of id, filtered by state (any, if empty)
+    /// and endpoint (any, if empty); pass the returned `next_after` for the
+    /// next page (empty at the end).
+    pub async fn list_tasks(
+        &self,
+        states: &[TaskState],
+        endpoint: &str,
+        after: &str,
+        limit: u32,
+    ) -> Result<pb::ListTasksResponse, ClientError> {
+        Ok(self
+            .tasks
+            .clone()
+            .list(pb::ListTasksRequest {
+                states: states.iter().map(|s| *s as i32).collect(),
+                endpoint: endpoint.into(),
+                after: after.into(),
+                limit,
+            })
+            .await?
+            .into_inner())
+    }
+
+    pub async fn status(&self) -> Result<pb::StatusResponse, ClientError> {
+        Ok(self
+            .tasks
+            .clone()
+            .status(pb::StatusRequest {})
+            .await?
+            .into_inner())
+    }
+
+    pub async fn function(&self, id: &str) -> Result<pb::FunctionInfo, ClientError> {
+        Ok(self
+            .functions
+            .clone()
+            .get(pb::GetFunctionRequest { id: id.into() })
+            .await?
+            .into_inner())
+    }
+
+    pub async fn functions(&self) -> Result<Vec<pb::FunctionInfo>, ClientError> {
+        Ok(self
+            .functions
+            .clone()
+            .list(pb::ListFunctionsRequest {})
+            .await?
+            .into_inner()
+            .functions)
+    }
+}
+
+pub(crate) fn request<A: Serialize + ?Sized>(
+    endpoint: &str,
+    function: &str,
+    export: &str,
+    args: &A,
+) -> Result<pb::SubmitRequest, ClientError> {
+    let bytes = rmp_serde::to_vec(args).map_err(|e| ClientError::Encode(e.to_string()))?;
+    Ok(pb::SubmitRequest {
+        endpoint: endpoint.into(),
+        function_id: function.into(),
+        export: export.into(),
+        args: Some(submit_request::Args::Msgpack(bytes)),
+        ..Default::default()
+    })
+}
