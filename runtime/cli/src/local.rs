@@ -216,7 +216,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .blobs
             .as_ref()
             .and_then(|b| b.output_dir().map(|d| d.to_owned()));
-        crate::fabric::write_out(value, out, |hash| {
+        crate::commands::write_out(value, out, |hash| {
             let dir = blob_dir
                 .clone()
                 .context("no blob directory to find the blob in")?;

@@ -3,15 +3,15 @@
 mod bench;
 mod blobbench;
 mod camerabench;
+mod commands;
 mod dataflowbench;
-mod demo;
+mod demos;
 mod fabric;
 mod guests;
 mod kmeans;
 mod local;
 mod scaffold;
 mod servicebench;
-mod tasks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,18 +48,18 @@ enum Command {
     Serve(fabric::ServeArgs),
     /// Run an endpoint that dials a service.
     #[command(subcommand)]
-    Endpoint(fabric::EndpointCommand),
+    Endpoint(commands::EndpointCommand),
     /// Put, get and look up blobs: large data passed by reference.
     #[command(subcommand)]
-    Blob(fabric::BlobCommand),
+    Blob(commands::BlobCommand),
     /// Register, list and show functions on the service.
     #[command(subcommand, name = "fn")]
-    Fn(fabric::FnCommand),
+    Fn(commands::FnCommand),
     /// Memoized results.
     #[command(subcommand)]
-    Cache(fabric::CacheCommand),
+    Cache(commands::CacheCommand),
     /// Submit a task; prints its id.
-    Submit(fabric::SubmitArgs),
+    Submit(commands::SubmitArgs),
     /// Print a task's result as JSON.
     Result {
         task_id: String,
@@ -69,9 +69,9 @@ enum Command {
     },
     /// Register (if needed), submit, wait and print the result. An argument
     /// written `{"$task": "<id>"}` is that task's result.
-    Call(fabric::SubmitArgs),
+    Call(commands::SubmitArgs),
     /// List tasks, a page at a time, by state and endpoint.
-    Tasks(tasks::ListArgs),
+    Tasks(commands::ListArgs),
     /// Cancel tasks (and the tasks waiting for their results).
     Cancel {
         #[arg(required = true)]
@@ -86,7 +86,7 @@ enum Command {
     Status,
     /// Run a demonstration.
     #[command(subcommand)]
-    Demo(demo::DemoCommand),
+    Demo(demos::DemoCommand),
     /// Measure ferry (medians over repeated runs; not a test).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -123,19 +123,19 @@ fn main() -> ExitCode {
         Command::New(args) => scaffold::new(args),
         Command::Up(args) => fabric::up(args),
         Command::Serve(args) => fabric::serve(args),
-        Command::Endpoint(cmd) => fabric::endpoint(cmd),
-        Command::Fn(cmd) => fabric::func(&cli.service, cmd),
-        Command::Cache(cmd) => fabric::cache(&cli.service, cmd),
-        Command::Blob(cmd) => fabric::blob(&cli.service, cmd),
-        Command::Submit(args) => fabric::submit(&cli.service, args),
-        Command::Result { task_id, wait } => fabric::result(&cli.service, task_id, wait),
-        Command::Call(args) => fabric::call(&cli.service, args),
-        Command::Tasks(args) => tasks::list(&cli.service, args),
-        Command::Cancel { task_ids } => tasks::cancel(&cli.service, task_ids),
-        Command::Logs { task_id } => tasks::logs(&cli.service, &task_id),
-        Command::Graph { task_id } => fabric::graph(&cli.service, &task_id),
-        Command::Status => fabric::status(&cli.service),
-        Command::Demo(cmd) => demo::run(&cli.service, cmd),
+        Command::Endpoint(cmd) => commands::endpoint(cmd),
+        Command::Fn(cmd) => commands::func(&cli.service, cmd),
+        Command::Cache(cmd) => commands::cache(&cli.service, cmd),
+        Command::Blob(cmd) => commands::blob(&cli.service, cmd),
+        Command::Submit(args) => commands::submit(&cli.service, args),
+        Command::Result { task_id, wait } => commands::result(&cli.service, task_id, wait),
+        Command::Call(args) => commands::call(&cli.service, args),
+        Command::Tasks(args) => commands::list(&cli.service, args),
+        Command::Cancel { task_ids } => commands::cancel(&cli.service, task_ids),
+        Command::Logs { task_id } => commands::logs(&cli.service, &task_id),
+        Command::Graph { task_id } => commands::graph(&cli.service, &task_id),
+        Command::Status => commands::status(&cli.service),
+        Command::Demo(cmd) => demos::run(&cli.service, cmd),
         Command::Bench(cmd) => bench::run(cmd),
     };
     match result {

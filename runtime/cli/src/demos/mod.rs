@@ -1,10 +1,22 @@
-//! `ferry demo`: shows ferry working, from a fresh checkout.
+//! `ferry demo`: shows ferry working, from a fresh checkout; one file per
+//! seed experiment.
+
+mod camera;
+mod kmeans;
+mod pi;
+mod pipeline;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry_host::{CallOptions, Host, HostConfig, Limits, LogEvent};
+
+pub use camera::{camera_snapshot, demo_camera};
+pub use kmeans::demo_kmeans;
+pub use pi::demo_pi;
+pub(crate) use pi::pi_experiment;
+pub use pipeline::{demo_pipeline, pipeline_experiment};
 
 #[derive(clap::Subcommand)]
 pub enum DemoCommand {
@@ -71,26 +83,26 @@ pub fn run(service: &crate::fabric::ServiceArg, cmd: DemoCommand) -> anyhow::Res
         DemoCommand::Pi {
             endpoint,
             component,
-        } => crate::fabric::demo_pi(service, endpoint, component),
+        } => demo_pi(service, endpoint, component),
         DemoCommand::Kmeans {
             endpoint,
             args,
             out,
-        } => crate::fabric::demo_kmeans(service, endpoint, args, out),
+        } => demo_kmeans(service, endpoint, args, out),
         DemoCommand::Pipeline {
             generate_on,
             cluster_on,
             points,
             k,
             seed,
-        } => crate::fabric::demo_pipeline(service, &generate_on, &cluster_on, points, k, seed),
+        } => demo_pipeline(service, &generate_on, &cluster_on, points, k, seed),
         DemoCommand::Camera {
             endpoint,
             device,
             width,
             height,
             out,
-        } => crate::fabric::demo_camera(service, &endpoint, device, (width, height), &out),
+        } => demo_camera(service, &endpoint, device, (width, height), &out),
     }
 }
 
