@@ -67,18 +67,48 @@ pub(crate) struct Session {
     pub(crate) suspect: Option<String>,
     pub(crate) last_seen: Instant,
     pub(crate) last_seen_ms: i64,
+    /// What this session lends: a task that needs a GPU or a camera goes
+    /// only to a session that has one, whatever other agents of its name
+    /// have.
+    pub(crate) gpu: Option<ferry_proto::v1::GpuInfo>,
+    pub(crate) cameras: Vec<ferry_proto::v1::CameraInfo>,
+}
+
+impl Session {
+    /// Whether this session can run a task with these requirements for
+    /// `function_id`. Mounts are the endpoint's to check: sessions do not
+    /// advertise them.
+    pub(crate) fn serves(&self, requires: &[String], function_id: &str) -> bool {
+        let granted = |c: &ferry_proto::v1::CameraInfo| {
+            c.functions.iter().any(|f| f == "*" || f == function_id)
+        };
+        requires.iter().all(|need| match need.as_str() {
+            "gpu" => self.gpu.is_some(),
+            "camera" => self.cameras.iter().any(granted),
+            need => match need.strip_prefix("camera:") {
+                Some(name) => self.cameras.iter().any(|c| c.name == name && granted(c)),
+                None => true,
+            },
+        })
+    }
 }
 
 /// What the service last heard of an endpoint name.
 #[derive(Default, Clone)]
 pub(crate) struct EndpointFacts {
-    /// The GPU its latest session said it lends (`None`: it has none).
+    /// The GPU its sessions lend (the first that has one), as of the last
+    /// session opened or lost (`None` inside: none has one; outer `None`:
+    /// no session ever said).
     pub(crate) gpu: Option<Option<ferry_proto::v1::GpuInfo>>,
+    /// The cameras of all its sessions, by name.
     pub(crate) cameras: Vec<ferry_proto::v1::CameraInfo>,
     pub(crate) last_heartbeat_ms: i64,
     /// Outcomes its sessions reported (and the broker accepted) since start.
     pub(crate) tasks_run: u64,
 }
+
+/// How far into a queue dispatch looks for a task a session can serve.
+const SCAN: usize = 4096;
 
 #[derive(Default)]
 pub(crate) struct Board {
@@ -143,6 +173,34 @@ impl Board {
             q.push_back(task_id.to_owned());
         }
         *self.queued.entry(endpoint.to_owned()).or_default() += 1;
+    }
+
+    /// Sets what an endpoint name lends from its live sessions: the first
+    /// GPU among them and all their cameras. With none live, the last
+    /// known stays, so that a submission to an endpoint that is offline for
+    /// now is still checked.
+    pub(crate) fn gather_facts(&mut self, endpoint: &str) {
+        let mut live: Vec<(&u64, &Session)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.endpoint == endpoint)
+            .collect();
+        if live.is_empty() {
+            return;
+        }
+        live.sort_by_key(|(sid, _)| **sid);
+        let gpu = live.iter().find_map(|(_, s)| s.gpu.clone());
+        let mut cameras: Vec<ferry_proto::v1::CameraInfo> = Vec::new();
+        for (_, s) in &live {
+            for c in &s.cameras {
+                if !cameras.iter().any(|k| k.name == c.name) {
+                    cameras.push(c.clone());
+                }
+            }
+        }
+        let facts = self.facts.entry(endpoint.to_owned()).or_default();
+        facts.gpu = Some(gpu);
+        facts.cameras = cameras;
     }
 
     pub(crate) fn queued(&self, endpoint: &str) -> usize {
@@ -214,17 +272,25 @@ impl Board {
                 let Some(queue) = queue else {
                     continue;
                 };
-                // An id whose task ended (cancelled) while queued is stale.
+                // The first waiting task this session can serve; one whose
+                // task ended (cancelled) while queued is stale and dropped,
+                // and one that needs what this session lacks stays for
+                // another.
+                let mut i = 0;
                 let task_id = loop {
-                    let Some(id) = queue.pop_front() else {
+                    if i >= queue.len().min(SCAN) {
                         break None;
-                    };
-                    if self
-                        .tasks
-                        .get(&id)
-                        .is_some_and(|t| t.state == TaskState::WaitingForEndpoint)
-                    {
-                        break Some(id);
+                    }
+                    match self.tasks.get(&queue[i]) {
+                        Some(t) if t.state == TaskState::WaitingForEndpoint => {
+                            if s.serves(&t.requires, &t.function_id) {
+                                break queue.remove(i);
+                            }
+                            i += 1;
+                        }
+                        _ => {
+                            queue.remove(i);
+                        }
                     }
                 };
                 let Some(task_id) = task_id else {

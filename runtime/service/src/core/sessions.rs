@@ -32,9 +32,6 @@ impl Broker {
         let (tx, rx) = mpsc::channel(self.rules.session_buffer.max(1));
         let (sid, new_name) = {
             let mut b = self.board();
-            let facts = b.facts.entry(name.clone()).or_default();
-            facts.gpu = Some(hello.gpu.clone());
-            facts.cameras = hello.cameras.clone();
             let sid = b.fresh_id();
             b.sessions.insert(
                 sid,
@@ -47,8 +44,11 @@ impl Broker {
                     suspect: None,
                     last_seen: Instant::now(),
                     last_seen_ms: ferry_proto::now_ms(),
+                    gpu: hello.gpu.clone(),
+                    cameras: hello.cameras.clone(),
                 },
             );
+            b.gather_facts(&name);
             (sid, b.known_endpoints.insert(name.clone()))
         };
         if new_name {
@@ -118,6 +118,7 @@ impl Broker {
                 .entry(session.endpoint.clone())
                 .or_default()
                 .last_heartbeat_ms = session.last_seen_ms;
+            txn.board.gather_facts(&session.endpoint);
             let why = format!("session {sid} ended");
             let mut ids: Vec<String> = session.in_flight.into_iter().collect();
             // Back to the front in their original order.

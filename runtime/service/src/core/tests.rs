@@ -480,3 +480,83 @@ async fn a_restart_requeues_what_was_in_flight_and_counts_what_finished() {
     assert_eq!(counts.get(&TaskState::WaitingForEndpoint), Some(&1));
     assert_eq!(again.endpoints()[0].queued, 1);
 }
+
+/// Several agents serve one name: each lends what its own hello said, and a
+/// task that needs a GPU or a camera goes only to a session that has it. A
+/// later hello without them does not take them from the name.
+#[tokio::test(start_paused = true)]
+async fn tasks_that_need_a_gpu_or_camera_go_only_to_sessions_that_have_one() {
+    let f = fixture(rules());
+    let gpu = ferry_proto::v1::GpuInfo {
+        name: "lavapipe".into(),
+        ..Default::default()
+    };
+    let camera = ferry_proto::v1::CameraInfo {
+        name: "front".into(),
+        backend: "test-pattern".into(),
+        functions: vec!["*".into()],
+    };
+    let (with, mut with_rx) = f
+        .broker
+        .open_session(Hello {
+            gpu: Some(gpu.clone()),
+            cameras: vec![camera.clone()],
+            ..hello()
+        })
+        .unwrap();
+    let (plain, mut plain_rx) = f.broker.open_session(hello()).unwrap();
+    let view = f.broker.endpoints();
+    assert_eq!(
+        view[0].gpu.as_ref().map(|g| g.name.as_str()),
+        Some("lavapipe")
+    );
+    assert_eq!(
+        view[0].cameras.len(),
+        1,
+        "the plain hello took nothing away"
+    );
+
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let mut t = task(&format!("g{i}"));
+        t.requires = vec!["gpu".into()];
+        tasks.push(t);
+        let mut t = task(&format!("c{i}"));
+        t.requires = vec!["camera:front".into()];
+        tasks.push(t);
+        tasks.push(task(&format!("p{i}")));
+    }
+    f.broker.admit(tasks).unwrap();
+    // The plain session asks first, for everything: it gets only the
+    // tasks that need nothing.
+    f.broker.add_credits(plain, 12).unwrap();
+    let got: Vec<String> = assigned(&mut plain_rx)
+        .into_iter()
+        .map(|a| a.task_id)
+        .collect();
+    assert_eq!(got, vec!["p0", "p1", "p2", "p3"]);
+    f.broker.add_credits(with, 12).unwrap();
+    let mut got: Vec<String> = assigned(&mut with_rx)
+        .into_iter()
+        .map(|a| a.task_id)
+        .collect();
+    got.sort();
+    assert_eq!(got, vec!["c0", "c1", "c2", "c3", "g0", "g1", "g2", "g3"]);
+
+    // With the GPU session gone, the name keeps no GPU: a GPU task waits
+    // for a session that has one instead of going to the plain one.
+    f.broker.session_lost(with).unwrap();
+    assert!(f.broker.endpoints()[0].gpu.is_none());
+    let mut t = task("g-late");
+    t.requires = vec!["gpu".into()];
+    f.broker.admit(vec![t]).unwrap();
+    assert!(
+        assigned(&mut plain_rx)
+            .iter()
+            .all(|a| a.task_id != "g-late")
+    );
+    assert_eq!(
+        f.broker.task("g-late").unwrap().unwrap().state,
+        TaskState::WaitingForEndpoint
+    );
+}
