@@ -8,8 +8,8 @@ use std::time::Duration;
 use ferry_host::{CallOptions, FailureKind, Limits};
 use ferry_proto::v1::{Assignment, TaskError};
 
-use crate::Agent;
 use crate::cameras::CameraConfig;
+use crate::{Agent, MaxLimits};
 
 impl Agent {
     /// Refuses a task that needs what this endpoint lacks or withholds.
@@ -133,48 +133,100 @@ impl Agent {
         &self,
         asked: Option<&ferry_proto::v1::Limits>,
     ) -> Result<Limits, ferry_host::Error> {
-        let mut limits = self.config.limits.clone();
-        let max = &self.config.max_limits;
-        let Some(l) = asked else {
-            return Ok(limits);
+        capped(
+            &self.config.name,
+            &self.config.limits,
+            &self.config.max_limits,
+            asked,
+        )
+    }
+}
+
+/// `defaults` with what a submission asked for (0: the default), or an
+/// `invalid-limits` error naming the ceiling that `asked` passes.
+fn capped(
+    endpoint: &str,
+    defaults: &Limits,
+    max: &MaxLimits,
+    asked: Option<&ferry_proto::v1::Limits>,
+) -> Result<Limits, ferry_host::Error> {
+    let mut limits = defaults.clone();
+    let Some(l) = asked else {
+        return Ok(limits);
+    };
+    let over = |what: &str, asked: String, most: String| {
+        ferry_host::Error::InvalidLimits(format!(
+            "the task asks for {what} {asked}; endpoint {endpoint} allows at most {most}"
+        ))
+    };
+    if l.timeout_ms > 0 {
+        let t = Duration::from_millis(l.timeout_ms);
+        if t > max.timeout {
+            return Err(over(
+                "a timeout of",
+                format!("{t:?}"),
+                format!("{:?}", max.timeout),
+            ));
+        }
+        limits.timeout = t;
+    }
+    for (what, asked, most, into) in [
+        ("memory", l.memory_bytes, max.memory, &mut limits.memory),
+        ("output", l.output_bytes, max.output, &mut limits.output),
+    ] {
+        if asked > most {
+            return Err(over(
+                what,
+                format!("{asked} bytes"),
+                format!("{most} bytes"),
+            ));
+        }
+        if asked > 0 {
+            *into = asked;
+        }
+    }
+    Ok(limits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn submitted_limits_replace_the_defaults_up_to_the_ceilings() {
+        let defaults = Limits::default();
+        let max = MaxLimits {
+            timeout: Duration::from_secs(60),
+            memory: 1 << 30,
+            output: 1 << 20,
         };
-        let over = |what: &str, asked: String, most: String| {
-            ferry_host::Error::InvalidLimits(format!(
-                "the task asks for {what} {asked}; endpoint {} allows at most {most}",
-                self.config.name
-            ))
+        let ask = |timeout_ms, memory_bytes, output_bytes| ferry_proto::v1::Limits {
+            timeout_ms,
+            memory_bytes,
+            output_bytes,
         };
-        if l.timeout_ms > 0 {
-            let t = Duration::from_millis(l.timeout_ms);
-            if t > max.timeout {
-                return Err(over(
-                    "a timeout of",
-                    format!("{t:?}"),
-                    format!("{:?}", max.timeout),
-                ));
-            }
-            limits.timeout = t;
+        assert_eq!(capped("lab", &defaults, &max, None).unwrap(), defaults);
+        let l = capped("lab", &defaults, &max, Some(&ask(5_000, 0, 1024))).unwrap();
+        assert_eq!(l.timeout, Duration::from_secs(5));
+        assert_eq!(l.memory, defaults.memory, "0 keeps the default");
+        assert_eq!(l.output, 1024);
+        for (asked, needle) in [
+            (
+                ask(61_000, 0, 0),
+                "a timeout of 61s; endpoint lab allows at most 60s",
+            ),
+            (
+                ask(0, 2 << 30, 0),
+                "memory 2147483648 bytes; endpoint lab allows at most 1073741824 bytes",
+            ),
+            (
+                ask(0, 0, 2 << 20),
+                "output 2097152 bytes; endpoint lab allows at most 1048576 bytes",
+            ),
+        ] {
+            let e = capped("lab", &defaults, &max, Some(&asked)).unwrap_err();
+            assert_eq!(e.kind(), "invalid-limits");
+            assert!(e.to_string().contains(needle), "{e}");
         }
-        if l.memory_bytes > 0 {
-            if l.memory_bytes > max.memory {
-                return Err(over(
-                    "memory",
-                    format!("{} bytes", l.memory_bytes),
-                    format!("{} bytes", max.memory),
-                ));
-            }
-            limits.memory = l.memory_bytes;
-        }
-        if l.output_bytes > 0 {
-            if l.output_bytes > max.output {
-                return Err(over(
-                    "output",
-                    format!("{} bytes", l.output_bytes),
-                    format!("{} bytes", max.output),
-                ));
-            }
-            limits.output = l.output_bytes;
-        }
-        Ok(limits)
     }
 }
