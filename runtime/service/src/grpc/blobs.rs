@@ -7,13 +7,8 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{BoxStream, status};
+use super::{BoxStream, internal};
 use crate::Service;
-use crate::core::Error;
-
-fn internal(e: impl std::fmt::Display) -> Status {
-    status(Error::internal(e))
-}
 
 impl Service {
     fn blob_info(&self, hash: &blake3::Hash) -> Result<pb::BlobInfo, Status> {

@@ -12,13 +12,9 @@ use tokio::io::AsyncReadExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{BoxStream, blocking, status};
+use super::{BoxStream, blocking, internal, status};
 use crate::Service;
-use crate::core::{Error, Failure, Hello, Outcome, TaskOutput, ToEndpoint};
-
-fn internal(e: impl std::fmt::Display) -> Status {
-    status(Error::internal(e))
-}
+use crate::core::{Failure, Hello, Outcome, TaskOutput, ToEndpoint};
 
 /// Most bytes of stdout and of stderr, and log lines, the service keeps per
 /// task, whatever an endpoint sends.

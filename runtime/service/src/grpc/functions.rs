@@ -4,7 +4,7 @@ use ferry_proto::v1::{self as pb, functions_server};
 use ferry_wit::FunctionId;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::status;
+use super::{internal, status};
 use crate::Service;
 use crate::core::Error;
 use crate::store::FunctionRecord;
@@ -28,10 +28,6 @@ fn function_info(r: &FunctionRecord) -> pb::FunctionInfo {
         registered_at_ms: r.registered_at_ms,
         memoize: r.memoize,
     }
-}
-
-fn internal(e: impl std::fmt::Display) -> Status {
-    status(Error::internal(e))
 }
 
 #[tonic::async_trait]

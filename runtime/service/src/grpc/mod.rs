@@ -32,6 +32,12 @@ pub(crate) fn status(e: Error) -> Status {
     }
 }
 
+/// An error inside the service, for a client: a reference number, with the
+/// detail in the service's log.
+pub(crate) fn internal(e: impl std::fmt::Display) -> Status {
+    status(Error::internal(e))
+}
+
 /// Runs blocking broker work (a transition commits to disk) without
 /// stalling the executor.
 ///
@@ -48,7 +54,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
             tokio::task::block_in_place(f)
         })) {
             Ok(r) => r.map_err(status),
-            Err(_) => Err(status(Error::internal("a broker call panicked"))),
+            Err(_) => Err(internal("a broker call panicked")),
         };
     }
     match tokio::task::spawn_blocking(f).await {
