@@ -3,7 +3,10 @@
 
 #![allow(clippy::all, missing_docs)]
 
+mod policy;
 pub mod transfer;
+
+pub use policy::{offers_from_wire, requirements_from_wire};
 
 /// Version of the ferry protocol spoken by this build.
 pub const PROTOCOL_VERSION: &str = "ferry.v1";

@@ -9,8 +9,8 @@
 //!
 //! - [`blob_path`] and [`parse_blob_hash`]: blob names and the one layout of
 //!   a blob directory.
-//! - [`FailureKind`]: every way a task can fail, one vocabulary for host,
-//!   endpoint, service and client.
+//! - [`FailureKind`] (from `ferry-policy`): every way a task can fail, one
+//!   vocabulary for host, endpoint, service and client.
 //!
 //! The service checks submissions with it; endpoints (through `ferry-host`)
 //! convert its values to and from a runtime's.
@@ -20,7 +20,6 @@ mod codec;
 mod component;
 mod error;
 mod export;
-mod failure;
 mod types;
 mod value;
 
@@ -28,6 +27,6 @@ pub use blobs::{blob_path, parse_blob_hash};
 pub use component::{Component, FunctionId, check_component_bytes};
 pub use error::Error;
 pub use export::{Export, find as find_export};
-pub use failure::{FailureKind, UnknownKind};
+pub use ferry_policy::{FailureKind, UnknownKind};
 pub use types::{Named, Record, Signature, Variant, WitType};
 pub use value::Value;

@@ -69,6 +69,9 @@ kinds! {
     NoGpu = "no-gpu", retry: true;
     /// A camera the endpoint lacks or does not grant the function.
     NoCamera = "no-camera", retry: true;
+    /// An environment variable the endpoint lacks or does not grant the
+    /// function.
+    NoEnv = "no-env", retry: true;
     /// A requirement the endpoint does not know.
     UnsupportedRequirement = "unsupported-requirement", retry: false;
     // The endpoint.
@@ -98,6 +101,12 @@ kinds! {
 impl fmt::Display for FailureKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for FailureKind {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
     }
 }
 
