@@ -1,35 +1,18 @@
 //! One call: a fresh store and instance, limits, and a classified outcome.
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry_wit::Value;
-use wasmtime::component::{ResourceTable, Val};
+use wasmtime::component::Val;
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::capabilities::blobs::{BlobSource, BlobsState, NewBlob};
-use crate::capabilities::camera::{Camera, CameraState};
-use crate::capabilities::files::{self, Mount};
-use crate::capabilities::gpu::GpuState;
-use crate::capabilities::log::{LogEvent, LogSink, LogState};
+use crate::capabilities::blobs::NewBlob;
+use crate::capabilities::log::LogEvent;
+use crate::capabilities::{self, CallOptions, Prepare, TaskState};
 use crate::function::{Export, Function};
-use crate::limits::MemoryLimiter;
 use crate::stdio::{Capture, Captured};
 use crate::{Error, Host, Limits};
-
-/// Per-call store data: the unit of isolation.
-pub(crate) struct TaskState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    limiter: MemoryLimiter,
-    pub(crate) log: LogState,
-    pub(crate) gpu: GpuState,
-    pub(crate) blobs: BlobsState,
-    pub(crate) camera: CameraState,
-    timed_out: bool,
-}
 
 impl WasiView for TaskState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
@@ -86,25 +69,6 @@ impl From<Error> for Failed {
     }
 }
 
-/// Options of one call beyond its limits.
-#[derive(Clone, Default)]
-pub struct CallOptions {
-    /// Receives log events as they happen.
-    pub log_sink: Option<LogSink>,
-    /// Host directories the call may see (`wasi:filesystem` preopens).
-    pub mounts: Vec<Mount>,
-    /// Where the call's private `/scratch` is made (and removed after);
-    /// `None` gives it no scratch space.
-    pub scratch: Option<PathBuf>,
-    /// Where `ferry:host/blobs` finds blobs; `None` serves none.
-    pub blobs: Option<Arc<dyn BlobSource>>,
-    /// Cameras the call may capture from.
-    pub cameras: Vec<Arc<Camera>>,
-    /// Names of the endpoint's other cameras, for errors that say the
-    /// function lacks a grant rather than that the camera does not exist.
-    pub cameras_withheld: Vec<String>,
-}
-
 impl Host {
     /// Calls `export` of `function` in a fresh instance under `limits`.
     ///
@@ -145,38 +109,22 @@ impl Host {
         let stderr = Capture::new(limits.stdio);
         let mut wasi = WasiCtx::builder();
         wasi.stdout(stdout.clone()).stderr(stderr.clone());
-        // Dropped after the store, so the scratch outlives every handle on it.
-        let _scratch = files::preopen(
-            &mut wasi,
-            &options.mounts,
-            options.scratch.as_deref(),
-            self.scratch_spares(),
-        )?;
-        let wasi = wasi.build();
-        let mut store = Store::new(
-            self.engine(),
-            TaskState {
-                wasi,
-                table: ResourceTable::new(),
-                limiter: MemoryLimiter::new(limits.memory),
-                log: LogState::new(limits.log_events, options.log_sink.clone()),
-                gpu: GpuState::new(
-                    self.gpu().cloned(),
-                    self.name().clone(),
-                    limits.gpu_buffer,
-                    limits.gpu_memory,
-                    deadline,
-                ),
-                blobs: BlobsState::new(options.blobs.clone(), limits.blob_output),
-                camera: CameraState::new(
-                    options.cameras.clone(),
-                    options.cameras_withheld.clone(),
-                    self.name().to_string(),
-                    deadline,
-                ),
-                timed_out: false,
+        // Dropped after the store, so that what it holds (the scratch
+        // directory) outlives every handle on it.
+        let mut keep: Vec<Box<dyn Send>> = Vec::new();
+        let function_id = function.id().to_hex();
+        let state = capabilities::prepare(
+            options,
+            &mut Prepare {
+                host: self,
+                function: &function_id,
+                limits,
+                deadline,
+                wasi: &mut wasi,
+                keep: &mut keep,
             },
-        );
+        )?;
+        let mut store = Store::new(self.engine(), state);
         store.limiter(|s| &mut s.limiter);
         if let Some(fuel) = limits.fuel {
             store
@@ -268,7 +216,7 @@ impl Host {
 }
 
 fn classify(err: wasmtime::Error, state: &TaskState, limits: &Limits, stderr: &Captured) -> Error {
-    if state.timed_out || state.gpu.timed_out || state.camera.timed_out {
+    if capabilities::timed_out(state) {
         return Error::Timeout {
             limit: limits.timeout,
         };

@@ -60,6 +60,10 @@ pub enum Error {
     #[error("bad mount: {0}")]
     BadMount(String),
 
+    /// An environment variable that cannot be passed to a function.
+    #[error("{0}")]
+    BadEnv(String),
+
     /// The task needs a GPU and this endpoint has none.
     #[error("endpoint {endpoint} has no GPU adapter")]
     NoGpu { endpoint: String },
@@ -87,6 +91,7 @@ impl Error {
             Error::InvalidLimits(_) => FailureKind::InvalidLimits,
             Error::Io { .. } => FailureKind::Io,
             Error::BadMount(_) => FailureKind::BadMount,
+            Error::BadEnv(_) => FailureKind::NoEnv,
             Error::NoGpu { .. } => FailureKind::NoGpu,
             Error::Gpu(_) => FailureKind::Gpu,
             Error::Internal(_) => FailureKind::Internal,

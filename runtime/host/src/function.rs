@@ -5,7 +5,7 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre};
 
 use crate::Error;
-use crate::call::TaskState;
+use crate::capabilities::TaskState;
 use crate::wit::TypeNames;
 pub use ferry_wit::FunctionId;
 use ferry_wit::Signature;

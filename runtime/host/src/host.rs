@@ -14,9 +14,8 @@ use wasmtime::{
 };
 
 use crate::Error;
-use crate::call::TaskState;
-use crate::capabilities;
 use crate::capabilities::gpu::{Gpu, GpuChoice};
+use crate::capabilities::{self, CallOptions, TaskState};
 use crate::function::{Function, FunctionId};
 
 /// How a [`Host`] is built. One host per process is the norm: it owns the
@@ -103,14 +102,7 @@ impl Host {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| Error::Internal(format!("adding WASI to the linker: {e}")))?;
-        capabilities::log::add_to_linker(&mut linker, |s: &mut TaskState| &mut s.log)
-            .map_err(|e| Error::Internal(format!("adding ferry:host/log to the linker: {e}")))?;
-        capabilities::gpu::add_to_linker(&mut linker, |s: &mut TaskState| &mut s.gpu)
-            .map_err(|e| Error::Internal(format!("adding ferry:host/gpu to the linker: {e}")))?;
-        capabilities::blobs::add_to_linker(&mut linker, |s: &mut TaskState| &mut s.blobs)
-            .map_err(|e| Error::Internal(format!("adding ferry:host/blobs to the linker: {e}")))?;
-        capabilities::camera::add_to_linker(&mut linker, |s: &mut TaskState| &mut s.camera)
-            .map_err(|e| Error::Internal(format!("adding ferry:host/camera to the linker: {e}")))?;
+        capabilities::add_to_linker(&mut linker)?;
         let gpu = Gpu::open(&config.gpu)?;
 
         let fingerprint = engine_fingerprint(&engine);
@@ -163,6 +155,18 @@ impl Host {
 
     pub(crate) fn name(&self) -> &Arc<str> {
         &self.inner.name
+    }
+
+    /// What `options` lends, as an endpoint advertises it: its GPU,
+    /// cameras, mounts and variables, each with the functions it is lent to.
+    pub fn advertise(&self, options: &CallOptions) -> Vec<ferry_policy::Offer> {
+        capabilities::advertise(options, self)
+    }
+
+    /// The policy that `options` sets, for checking requirements before a
+    /// call: the same check the service makes on the advertisement.
+    pub fn grants(&self, options: &CallOptions) -> ferry_policy::Grants {
+        ferry_policy::Grants::new(self.name().to_string(), self.advertise(options))
     }
 
     /// Whether instances come from the pooling allocator.
@@ -433,15 +437,24 @@ fn create_private_dir(dir: &Path) -> Result<(), Error> {
 
 fn ungranted_import(component: &Component, engine: &Engine, err: wasmtime::Error) -> Error {
     let ty = component.component_type();
+    let linked = capabilities::interfaces();
     let missing = ty.imports(engine).map(|(name, _)| name).find(|name| {
-        !capabilities::GRANTED_PREFIXES
-            .iter()
-            .any(|p| name.starts_with(p))
+        !name.starts_with("wasi:")
+            && !linked
+                .iter()
+                .any(|i| name.strip_prefix(i).is_some_and(|v| v.starts_with('@')))
     });
     match missing {
         Some(import) => Error::UngrantedImport {
             import: import.to_owned(),
-            hint: if import.starts_with("ferry:host/") {
+            hint: if let Some(feature) = ["gpu", "camera"]
+                .into_iter()
+                .find(|f| import.starts_with(&format!("ferry:host/{f}@")))
+            {
+                format!(
+                    " (this build of ferry has no `{feature}` capability: the `{feature}` feature)"
+                )
+            } else if import.starts_with("ferry:host/") {
                 String::new()
             } else {
                 " (ferry functions may import WASI and `ferry:host` interfaces only)".to_owned()

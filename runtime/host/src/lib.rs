@@ -30,13 +30,17 @@ mod stdio;
 mod value;
 mod wit;
 
-pub use call::{CallOptions, Failed, Outcome, Output};
+pub use call::{Failed, Outcome, Output};
 pub use capabilities::blobs::{BlobSource, DirSource, NewBlob, blob_path, parse_blob_hash};
+#[cfg(feature = "camera")]
 pub use capabilities::camera::{self, Camera, OpenAt};
-pub use capabilities::files::Mount;
+pub use capabilities::env::EnvVar;
+pub use capabilities::files::{Files, Mount};
 pub use capabilities::gpu::{Gpu, GpuChoice, GpuInfo};
 pub use capabilities::log::{Level, LogEvent, LogSink};
+pub use capabilities::{CallOptions, Lent};
 pub use error::Error;
+pub use ferry_policy::{Grants, Offer, Requirement, Resource, Scope};
 pub use ferry_wit::{FailureKind, Named, Record, Signature, Value, Variant, WitType};
 pub use function::{Export, Function, FunctionId};
 pub use host::{Host, HostConfig, HostStats};

@@ -1,6 +1,8 @@
 //! `ferry:host/camera` in one host: one broker per device shared by
 //! concurrent calls, replay order, grants, and recovery from a failing device.
 
+#![cfg(feature = "camera")]
+
 mod common;
 
 use std::sync::Arc;
@@ -9,7 +11,7 @@ use std::time::Duration;
 
 use common::{host, load};
 use ferry_host::camera::{Backend, Replay, TestPattern};
-use ferry_host::{CallOptions, Camera, Limits, OpenAt};
+use ferry_host::{CallOptions, Camera, Lent, Limits, OpenAt, Scope};
 
 fn decode_png(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
     let mut r = png::Decoder::new(std::io::Cursor::new(bytes))
@@ -22,10 +24,24 @@ fn decode_png(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
     (info.width, info.height, buf)
 }
 
+/// `cameras` lent to every function, and cameras named `withheld` that the
+/// endpoint has but lends to none.
 fn with_cameras(cameras: &[&Arc<Camera>], withheld: &[&str]) -> CallOptions {
+    let mut camera: Vec<Lent<Arc<Camera>>> = cameras
+        .iter()
+        .map(|c| Lent::to_all(Arc::clone(c)))
+        .collect();
+    for name in withheld {
+        let other = Camera::start(
+            name,
+            Box::new(TestPattern::new(64, 48, 30.0)),
+            30.0,
+            OpenAt::FirstUse,
+        );
+        camera.push(Lent::to(other, Scope::functions(Vec::<String>::new())));
+    }
     CallOptions {
-        cameras: cameras.iter().map(|c| Arc::clone(c)).collect(),
-        cameras_withheld: withheld.iter().map(|s| s.to_string()).collect(),
+        camera,
         ..CallOptions::default()
     }
 }

@@ -181,7 +181,7 @@ async fn log_lines_and_progress_reach_the_host() {
     let counter = seen.clone();
     let e = f.export("logs").unwrap();
     let opts = ferry_host::CallOptions {
-        log_sink: Some(std::sync::Arc::new(move |_| {
+        log: Some(std::sync::Arc::new(move |_| {
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         })),
         ..Default::default()

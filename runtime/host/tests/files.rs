@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use ferry_host::{CallOptions, Function, Host, Limits, Mount};
+use ferry_host::{CallOptions, Files, Function, Host, Limits, Mount};
 
 async fn call(
     host: &Host,
@@ -55,19 +55,21 @@ fn fixture() -> Fixture {
     std::os::unix::fs::symlink(&secret, data.join("link")).unwrap();
     std::os::unix::fs::symlink("../secret.txt", data.join("relative-link")).unwrap();
     let options = CallOptions {
-        mounts: vec![
-            Mount {
-                host: data.clone(),
-                guest: "/data".into(),
-                read_only: true,
-            },
-            Mount {
-                host: out.clone(),
-                guest: "/out".into(),
-                read_only: false,
-            },
-        ],
-        scratch: Some(dir.path().join("scratch")),
+        files: Files::to_all(
+            vec![
+                Mount {
+                    host: data.clone(),
+                    guest: "/data".into(),
+                    read_only: true,
+                },
+                Mount {
+                    host: out.clone(),
+                    guest: "/out".into(),
+                    read_only: false,
+                },
+            ],
+            Some(dir.path().join("scratch")),
+        ),
         ..CallOptions::default()
     };
     Fixture {
@@ -145,7 +147,7 @@ async fn scratch_is_empty_at_each_start_and_gone_after() {
     let host = host();
     let f = load(&host, "files-probe");
     let fx = fixture();
-    let root = fx.options.scratch.clone().unwrap();
+    let root = fx.options.files.scratch.clone().unwrap();
     for _ in 0..3 {
         let v = call(&host, &f, "scratch", &[], &fx.options).await;
         assert_eq!(v["ok"], serde_json::json!(["work.txt"]), "{v}");
@@ -153,10 +155,8 @@ async fn scratch_is_empty_at_each_start_and_gone_after() {
         assert!(left.is_empty(), "scratch left behind: {left:?}");
     }
     // Without scratch space, /scratch does not exist.
-    let none = CallOptions {
-        scratch: None,
-        ..fx.options.clone()
-    };
+    let mut none = fx.options.clone();
+    none.files.scratch = None;
     let v = call(&host, &f, "scratch", &[], &none).await;
     err(&v);
 }
@@ -204,7 +204,7 @@ async fn bad_mounts_are_refused_with_the_reason() {
         ),
     ] {
         let options = CallOptions {
-            mounts: vec![mount],
+            files: Files::to_all(vec![mount], None),
             ..CallOptions::default()
         };
         let e = host

@@ -1,11 +1,11 @@
 //! `ferry:host/gpu` end to end: guests compute on the endpoint's GPU (Mesa's
 //! lavapipe in CI) and every misuse comes back as a clear error.
 
+#![cfg(feature = "gpu")]
+
 mod common;
 
-#[path = "../../../examples/kmeans/src/lloyd.rs"]
-#[allow(dead_code)]
-mod lloyd;
+use kmeans_lloyd as lloyd;
 
 use std::sync::Arc;
 

@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 
 use super::bindings::ferry::host::blobs as wit;
+use super::{Capability, Prepare, TaskState};
+use crate::{Error, Host};
 
 /// Largest single read a guest may ask for; bigger asks get this much.
 const MAX_READ: u64 = 16 << 20;
@@ -269,12 +271,30 @@ impl wit::HostReader for BlobsState {
     }
 }
 
-/// Adds `ferry:host/blobs` to a linker whose store data exposes a [`BlobsState`].
-pub(crate) fn add_to_linker<T: Send + 'static>(
-    linker: &mut Linker<T>,
-    get: fn(&mut T) -> &mut BlobsState,
-) -> wasmtime::Result<()> {
-    wit::add_to_linker::<T, HasSelf<BlobsState>>(linker, get)
+/// `ferry:host/blobs`: blobs by hash from the embedder's source, and blobs a
+/// task writes, for every function.
+pub(crate) struct Factor;
+
+impl Capability for Factor {
+    const INTERFACE: Option<&'static str> = Some("ferry:host/blobs");
+    /// Where blobs are found; `None` serves none.
+    type Grant = Option<Arc<dyn BlobSource>>;
+    type State = BlobsState;
+
+    fn add_to_linker(
+        linker: &mut Linker<TaskState>,
+        get: fn(&mut TaskState) -> &mut BlobsState,
+    ) -> wasmtime::Result<()> {
+        wit::add_to_linker::<TaskState, HasSelf<BlobsState>>(linker, get)
+    }
+
+    fn advertise(_: &Self::Grant, _: &Host) -> Vec<ferry_policy::Offer> {
+        Vec::new()
+    }
+
+    fn prepare(source: &Self::Grant, task: &mut Prepare<'_>) -> Result<BlobsState, Error> {
+        Ok(BlobsState::new(source.clone(), task.limits.blob_output))
+    }
 }
 
 #[cfg(test)]

@@ -11,9 +11,12 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use ferry_policy::{Offer, Resource};
+use wasmtime::component::Linker;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use crate::Error;
+use super::{Capability, Lent, Prepare, TaskState, partition};
+use crate::{Error, Host};
 
 /// Where every task's private scratch directory appears.
 pub const SCRATCH: &str = "/scratch";
@@ -174,9 +177,70 @@ impl Drop for Scratch {
     }
 }
 
+/// What files a call is lent: directories, each to the functions named, and
+/// where each call's `/scratch` is made.
+#[derive(Debug, Clone, Default)]
+pub struct Files {
+    pub mounts: Vec<Lent<Mount>>,
+    /// Where the call's private `/scratch` is made (and removed after);
+    /// `None` gives it no scratch space.
+    pub scratch: Option<PathBuf>,
+}
+
+impl Files {
+    /// `mounts` lent to every function.
+    pub fn to_all(mounts: Vec<Mount>, scratch: Option<PathBuf>) -> Files {
+        Files {
+            mounts: mounts.into_iter().map(Lent::to_all).collect(),
+            scratch,
+        }
+    }
+}
+
+/// Files: WASI's own interfaces, configured per task.
+pub(crate) struct Factor;
+
+impl Capability for Factor {
+    const INTERFACE: Option<&'static str> = None;
+    type Grant = Files;
+    type State = ();
+
+    fn add_to_linker(
+        _: &mut Linker<TaskState>,
+        _: fn(&mut TaskState) -> &mut (),
+    ) -> wasmtime::Result<()> {
+        // `wasi:filesystem` is linked with the rest of WASI.
+        Ok(())
+    }
+
+    fn advertise(files: &Files, _: &Host) -> Vec<Offer> {
+        files
+            .mounts
+            .iter()
+            .map(|m| Offer {
+                resource: Resource::Mount {
+                    guest: m.item.guest.clone(),
+                    read_only: m.item.read_only,
+                },
+                functions: m.functions.clone(),
+            })
+            .collect()
+    }
+
+    fn prepare(files: &Files, task: &mut Prepare<'_>) -> Result<(), Error> {
+        let (granted, _) = partition(&files.mounts, task.function);
+        let granted: Vec<Mount> = granted.into_iter().cloned().collect();
+        let spares = task.host.scratch_spares().clone();
+        if let Some(scratch) = preopen(task.wasi, &granted, files.scratch.as_deref(), &spares)? {
+            task.keep.push(Box::new(scratch));
+        }
+        Ok(())
+    }
+}
+
 /// Grants `mounts` and, when `scratch_root` is set, a fresh `/scratch` made
 /// under it; the returned guard removes the scratch directory.
-pub(crate) fn preopen(
+fn preopen(
     builder: &mut WasiCtxBuilder,
     mounts: &[Mount],
     scratch_root: Option<&Path>,

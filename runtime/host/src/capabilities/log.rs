@@ -8,7 +8,11 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::{HasSelf, Linker};
 
+use ferry_policy::Offer;
+
 use super::bindings::ferry::host::log as wit;
+use super::{Capability, Prepare, TaskState};
+use crate::{Error, Host};
 
 /// Severity of a log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -148,12 +152,29 @@ impl wit::Host for LogState {
     }
 }
 
-/// Adds `ferry:host/log` to a linker whose store data exposes a [`LogState`].
-pub(crate) fn add_to_linker<T: Send + 'static>(
-    linker: &mut Linker<T>,
-    get: fn(&mut T) -> &mut LogState,
-) -> wasmtime::Result<()> {
-    wit::add_to_linker::<T, HasSelf<LogState>>(linker, get)
+/// `ferry:host/log`: every endpoint has it, for every function.
+pub(crate) struct Factor;
+
+impl Capability for Factor {
+    const INTERFACE: Option<&'static str> = Some("ferry:host/log");
+    /// Where events go as they happen, besides the task's own record.
+    type Grant = Option<LogSink>;
+    type State = LogState;
+
+    fn add_to_linker(
+        linker: &mut Linker<TaskState>,
+        get: fn(&mut TaskState) -> &mut LogState,
+    ) -> wasmtime::Result<()> {
+        wit::add_to_linker::<TaskState, HasSelf<LogState>>(linker, get)
+    }
+
+    fn advertise(_: &Option<LogSink>, _: &Host) -> Vec<Offer> {
+        Vec::new()
+    }
+
+    fn prepare(sink: &Option<LogSink>, task: &mut Prepare<'_>) -> Result<LogState, Error> {
+        Ok(LogState::new(task.limits.log_events, sink.clone()))
+    }
 }
 
 #[cfg(test)]

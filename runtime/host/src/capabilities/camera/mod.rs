@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{HasSelf, Linker};
 
 use super::bindings::ferry::host::camera as wit;
+use super::{Capability, Lent, Prepare, TaskState, partition};
+use crate::Host;
 
 pub use backends::{Replay, TestPattern, decode_image};
 #[cfg(target_os = "linux")]
@@ -503,12 +505,48 @@ impl wit::Host for CameraState {
     }
 }
 
-/// Adds `ferry:host/camera` to a linker whose store data exposes a [`CameraState`].
-pub(crate) fn add_to_linker<T: Send + 'static>(
-    linker: &mut Linker<T>,
-    get: fn(&mut T) -> &mut CameraState,
-) -> wasmtime::Result<()> {
-    wit::add_to_linker::<T, HasSelf<CameraState>>(linker, get)
+/// `ferry:host/camera`: the endpoint's cameras, each to the functions its
+/// grant names.
+pub(crate) struct Factor;
+
+impl Capability for Factor {
+    const INTERFACE: Option<&'static str> = Some("ferry:host/camera");
+    type Grant = Vec<Lent<Arc<Camera>>>;
+    type State = CameraState;
+
+    fn add_to_linker(
+        linker: &mut Linker<TaskState>,
+        get: fn(&mut TaskState) -> &mut CameraState,
+    ) -> wasmtime::Result<()> {
+        wit::add_to_linker::<TaskState, HasSelf<CameraState>>(linker, get)
+    }
+
+    fn advertise(cameras: &Self::Grant, _: &Host) -> Vec<ferry_policy::Offer> {
+        cameras
+            .iter()
+            .map(|c| ferry_policy::Offer {
+                resource: ferry_policy::Resource::Camera {
+                    name: c.item.name().to_owned(),
+                    backend: c.item.description().to_owned(),
+                },
+                functions: c.functions.clone(),
+            })
+            .collect()
+    }
+
+    fn prepare(cameras: &Self::Grant, task: &mut Prepare<'_>) -> Result<CameraState, crate::Error> {
+        let (granted, withheld) = partition(cameras, task.function);
+        Ok(CameraState::new(
+            granted.into_iter().cloned().collect(),
+            withheld.into_iter().map(|c| c.name().to_owned()).collect(),
+            task.host.name().to_string(),
+            task.deadline,
+        ))
+    }
+
+    fn timed_out(state: &CameraState) -> bool {
+        state.timed_out
+    }
 }
 
 #[cfg(test)]
