@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use ferry_client::{BlobRef, Client, ClientError, SubmitOptions, WitResult};
+use ferry_client::{BlobRef, Client, ClientError, Requirement, SubmitOptions, WitResult};
 use ferry_testkit::guest_bytes;
 
 const MIB: u64 = 1 << 20;
@@ -422,6 +422,8 @@ async fn a_mount_not_granted_to_a_function_is_refused_by_name() {
     let client = ready(port, "lab", 1).await;
     let f = client.register(&client_bytes).await.unwrap();
 
+    // The endpoint advertises its mounts (guest paths and grants, never
+    // its own paths), so the service refuses what it cannot meet at once.
     let read = |path: &'static str, needs: &'static str| {
         let client = client.clone();
         let id = f.id.clone();
@@ -434,8 +436,7 @@ async fn a_mount_not_granted_to_a_function_is_refused_by_name() {
                     &(path,),
                     &SubmitOptions::default().mount(needs),
                 )
-                .await
-                .unwrap()
+                .await?
                 .await
         }
     };
@@ -443,7 +444,12 @@ async fn a_mount_not_granted_to_a_function_is_refused_by_name() {
     assert_eq!(Result::from(shared), Ok("shared text".to_owned()));
 
     match read("/private/x.txt", "/private").await {
-        Err(ClientError::Task { kind, message, .. }) => {
+        Err(ClientError::Unmet {
+            requirement,
+            kind,
+            message,
+        }) => {
+            assert_eq!(requirement, Requirement::mount("/private"));
             assert_eq!(kind, "bad-mount");
             assert_eq!(
                 message,
@@ -453,12 +459,18 @@ async fn a_mount_not_granted_to_a_function_is_refused_by_name() {
         other => panic!("expected a refusal, got {other:?}"),
     }
     match read("/nowhere/x.txt", "/nowhere").await {
-        Err(ClientError::Task { kind, message, .. }) => {
+        Err(ClientError::Unmet { kind, message, .. }) => {
             assert_eq!(kind, "bad-mount");
             assert_eq!(message, "endpoint lab has no mount at /nowhere");
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
+    let status = client.status().await.unwrap();
+    let offers = format!("{:?}", status.endpoints[0].offers);
+    assert!(
+        offers.contains("/private") && !offers.contains(&data.display().to_string()),
+        "{offers}"
+    );
     // Without the declaration the guest simply sees no such directory.
     let r: WitResult<String, String> = client
         .submit("lab", &f.id, "read-file", &("/private/x.txt",))

@@ -14,8 +14,7 @@ use ferry_proto::v1::{self as pb, endpoints_client::EndpointsClient};
 use ferry_testkit::guest_bytes;
 use tokio_stream::StreamExt;
 
-#[path = "../examples/pi/src/estimate.rs"]
-mod estimate;
+use pi_estimate as estimate;
 
 /// Waits until `done` holds of the service's status.
 async fn until(

@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use ferry_client::{ClientError, SubmitOptions, WitResult};
+use ferry_client::{ClientError, FailureKind, Requirement, SubmitOptions, WitResult};
 use ferry_testkit::guest_bytes;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,10 +48,8 @@ async fn grants_are_checked_at_submit_and_snapshots_come_back_as_png() {
     let refused = |endpoint: &'static str, need: &'static str| {
         let (client, id) = (client.clone(), f.id.clone());
         async move {
-            let options = SubmitOptions {
-                requires: vec![need.to_owned()],
-                ..SubmitOptions::default()
-            };
+            let need: Requirement = need.parse().unwrap();
+            let options = SubmitOptions::default().require(need.clone());
             match client
                 .submit_with::<_, WitResult<Vec<u8>, String>>(
                     endpoint,
@@ -62,8 +60,13 @@ async fn grants_are_checked_at_submit_and_snapshots_come_back_as_png() {
                 )
                 .await
             {
-                Err(ClientError::Service { code, message }) => {
-                    assert_eq!(code, tonic::Code::FailedPrecondition);
+                Err(ClientError::Unmet {
+                    requirement,
+                    kind,
+                    message,
+                }) => {
+                    assert_eq!(requirement, need, "the refusal names the requirement");
+                    assert_eq!(kind, FailureKind::NoCamera);
                     message
                 }
                 Err(e) => panic!("{e}"),
@@ -111,7 +114,7 @@ async fn grants_are_checked_at_submit_and_snapshots_come_back_as_png() {
                     "snapshot",
                     &(Some("front"), 160u32, 120u32),
                     &SubmitOptions {
-                        requires: vec!["camera:front".into()],
+                        requires: vec![Requirement::camera("front")],
                         ..SubmitOptions::default()
                     },
                 )

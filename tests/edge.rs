@@ -10,8 +10,7 @@ use ferry_client::WitResult;
 use ferry_testkit::guest_bytes;
 
 /// The very estimator the `pi` component is built from, for checking answers.
-#[path = "../examples/pi/src/estimate.rs"]
-mod estimate;
+use pi_estimate as estimate;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endpoint_in_a_small_address_space_falls_back_and_runs_tasks() {

@@ -7,12 +7,11 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::*;
-use ferry_client::{ClientError, WitResult};
+use ferry_client::{ClientError, FailureKind, Requirement, SubmitOptions, WitResult};
 use ferry_testkit::guest_bytes;
 
 /// The very estimator the `pi` component is built from, for checking answers.
-#[path = "../examples/pi/src/estimate.rs"]
-mod estimate;
+use pi_estimate as estimate;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_killed_mid_run_resumes_every_task_after_restart() {
@@ -308,6 +307,123 @@ struct ClusteringBlob {
     centers: Vec<f32>,
     codes: ferry_client::BlobRef,
     iterations: u32,
+}
+
+/// Every capability's requirement is checked at submit against what the
+/// endpoint advertised: a task that needs what its function is not granted
+/// is refused there, with the typed requirement and its failure kind, and
+/// a granted variable reaches the function.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_capability_refuses_an_ungranted_requirement_at_submit_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _service = serve(&dir.path().join("data"), port);
+    let other = "0".repeat(64);
+    let config = dir.path().join("endpoint.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"lab\"\n\
+             [[mounts]]\nhost = \"{0}\"\nguest = \"/private\"\nfunctions = [\"{other}\"]\n\
+             [[env]]\nname = \"TOKEN\"\nvalue = \"s3cret\"\nfunctions = [\"{other}\"]\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let _ep = endpoint_with(
+        port,
+        "lab",
+        &dir.path().join("cache"),
+        1,
+        &[
+            "--gpu",
+            "none",
+            "--config",
+            config.to_str().unwrap(),
+            "--camera",
+            "front=test-pattern:64x48",
+            "--env",
+            "MODE=fast",
+        ],
+    );
+    let client = ready(port, "lab", 1).await;
+    let f = client.register(&guest_bytes("files-probe")).await.unwrap();
+    let submit = |need: Option<Requirement>, name: &'static str| {
+        let (client, id) = (client.clone(), f.id.clone());
+        async move {
+            let options = match need {
+                Some(n) => SubmitOptions::default().require(n),
+                None => SubmitOptions::default(),
+            };
+            client
+                .submit_with::<_, Option<String>>("lab", &id, "env-var", &(name,), &options)
+                .await
+        }
+    };
+    for (need, kind, message) in [
+        (
+            Requirement::gpu(),
+            FailureKind::NoGpu,
+            "endpoint lab has no GPU adapter".to_owned(),
+        ),
+        (
+            Requirement::camera("back"),
+            FailureKind::NoCamera,
+            "endpoint lab has no camera named back".to_owned(),
+        ),
+        (
+            Requirement::mount("/private"),
+            FailureKind::BadMount,
+            format!(
+                "mount /private on endpoint lab is not granted to function {}",
+                f.id
+            ),
+        ),
+        (
+            Requirement::env("TOKEN"),
+            FailureKind::NoEnv,
+            format!(
+                "variable TOKEN on endpoint lab is not granted to function {}",
+                f.id
+            ),
+        ),
+        (
+            Requirement::env("HOME"),
+            FailureKind::NoEnv,
+            "endpoint lab has no variable HOME".to_owned(),
+        ),
+    ] {
+        match submit(Some(need.clone()), "MODE").await {
+            Err(ClientError::Unmet {
+                requirement,
+                kind: got,
+                message: said,
+            }) => {
+                assert_eq!(requirement, need);
+                assert_eq!((got, said), (kind, message));
+            }
+            Err(e) => panic!("{need}: expected a refusal for the requirement, got {e}"),
+            Ok(_) => panic!("{need}: accepted"),
+        }
+    }
+    // Granted: the camera, and the variable, which the function sees.
+    let mode = submit(Some(Requirement::env("MODE")), "MODE")
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(mode.as_deref(), Some("fast"));
+    let camera = submit(Some(Requirement::camera("front")), "TOKEN")
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(camera, None, "TOKEN is another function's");
+    assert_eq!(
+        count(&client, ferry_client::State::WaitingForEndpoint).await,
+        0,
+        "nothing refused was queued"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

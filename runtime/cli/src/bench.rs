@@ -10,8 +10,7 @@ use anyhow::Context;
 use ferry_host::{CallOptions, Host, HostConfig, Limits};
 
 /// The same source the `pi` component is built from, compiled natively here.
-#[path = "../../../examples/pi/src/estimate.rs"]
-mod native_pi;
+use pi_estimate as native_pi;
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {

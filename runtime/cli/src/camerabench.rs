@@ -46,7 +46,7 @@ async fn measure(path: PathBuf, window: Duration) -> anyhow::Result<()> {
                 OpenAt::Start,
             );
             let options = CallOptions {
-                cameras: vec![camera.clone()],
+                camera: vec![ferry_host::Lent::to_all(camera.clone())],
                 ..CallOptions::default()
             };
             // Warm: compile, open, first frame.

@@ -11,9 +11,7 @@ use ferry_host::{CallOptions, GpuChoice, Host, HostConfig, Limits, Value};
 use serde::Deserialize;
 
 /// The same source the `kmeans` component is built from, compiled natively.
-#[path = "../../../examples/kmeans/src/lloyd.rs"]
-#[allow(dead_code)]
-mod lloyd;
+use kmeans_lloyd as lloyd;
 
 /// What the `cluster` export returns.
 #[derive(Debug, Clone, Deserialize)]

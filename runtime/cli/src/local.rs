@@ -51,6 +51,10 @@ pub struct RunArgs {
     /// `[NAME=]replay:DIR[@FPS]` or `[NAME=]v4l2:/dev/videoN[:WxH]`; repeatable.
     #[arg(long = "camera", value_name = "SPEC", value_parser = parse_camera_arg)]
     cameras: Vec<ferry_endpoint::CameraConfig>,
+    /// A variable the function sees: `NAME=VALUE`; repeatable. Nothing of
+    /// this shell's environment reaches it otherwise.
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = |s: &str| s.parse::<ferry_host::EnvVar>().map_err(|e| e.to_string()))]
+    env: Vec<ferry_host::EnvVar>,
     /// Write the result to this file: bytes (`list<u8>`) as they are, a
     /// string as text, a `blob-ref` as the blob's bytes.
     #[arg(long, short = 'o')]
@@ -143,11 +147,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .map(|c| c.start())
         .collect::<anyhow::Result<Vec<_>>>()?;
     let options = CallOptions {
-        log_sink: args
+        log: args
             .verbose
             .then(|| Arc::new(|e: &ferry_host::LogEvent| eprintln!("{e}")) as ferry_host::LogSink),
-        mounts: args.mounts.clone(),
-        scratch: Some(scratch.clone()),
+        files: ferry_host::Files::to_all(args.mounts.clone(), Some(scratch.clone())),
+        env: args
+            .env
+            .iter()
+            .cloned()
+            .map(ferry_host::Lent::to_all)
+            .collect(),
         blobs: match &args.blobs {
             Some(dir) => {
                 Some(Arc::new(ferry_host::DirSource(dir.clone())) as Arc<dyn ferry_host::BlobSource>)
@@ -156,7 +165,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 Arc::new(ferry_host::DirSource(d.join("blobs"))) as Arc<dyn ferry_host::BlobSource>
             }),
         },
-        cameras,
+        camera: cameras.into_iter().map(ferry_host::Lent::to_all).collect(),
         ..CallOptions::default()
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

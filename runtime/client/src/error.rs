@@ -1,6 +1,11 @@
 //! Errors a client call can end with.
 
+use ferry_policy::{FailureKind, Requirement};
 use ferry_proto::transfer::TransferError;
+
+/// Where the service puts the refused requirement and its kind.
+const REQUIREMENT_METADATA: &str = "ferry-requirement-bin";
+const KIND_METADATA: &str = "ferry-failure-kind-bin";
 
 /// What can go wrong, from the connection to the task itself.
 #[derive(Debug, thiserror::Error)]
@@ -10,11 +15,20 @@ pub enum ClientError {
     /// The service refused the request (bad arguments, unknown function, ...).
     #[error("{message} ({code:?})")]
     Service { code: tonic::Code, message: String },
+    /// The service refused the task because its endpoint cannot meet one
+    /// of its requirements: no such camera, a mount not granted its
+    /// function, no GPU.
+    #[error("{message}")]
+    Unmet {
+        requirement: Requirement,
+        kind: FailureKind,
+        message: String,
+    },
     /// The task ran and failed, or was cancelled.
     #[error("task {task_id} {kind}: {message}")]
     Task {
         task_id: String,
-        kind: String,
+        kind: FailureKind,
         message: String,
     },
     #[error("cannot read component `{path}`: {message}")]
@@ -66,6 +80,20 @@ impl From<TransferError> for ClientError {
 
 impl From<tonic::Status> for ClientError {
     fn from(s: tonic::Status) -> Self {
+        let meta = |key: &str| {
+            let v = s.metadata().get_bin(key)?.to_bytes().ok()?;
+            String::from_utf8(v.to_vec()).ok()
+        };
+        if s.code() == tonic::Code::FailedPrecondition
+            && let Some(requirement) = meta(REQUIREMENT_METADATA).and_then(|r| r.parse().ok())
+            && let Some(kind) = meta(KIND_METADATA).and_then(|k| k.parse().ok())
+        {
+            return ClientError::Unmet {
+                requirement,
+                kind,
+                message: s.message().to_owned(),
+            };
+        }
         ClientError::Service {
             code: s.code(),
             message: s.message().to_owned(),

@@ -1,5 +1,6 @@
 //! Futures of task results, and references that feed one task to another.
 
+use ferry_policy::FailureKind;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -87,10 +88,12 @@ pub fn decode<R: DeserializeOwned>(task_id: &str, info: TaskInfo) -> Result<R, C
             message: e.to_string(),
         });
     }
+    // A kind this build does not know (from a newer service) is ferry's
+    // own failure; its message still says what happened.
     let (kind, message) = info
         .error
-        .map(|e| (e.kind, e.message))
-        .unwrap_or_else(|| ("failed".into(), "no error recorded".into()));
+        .map(|e| (e.kind.parse().unwrap_or(FailureKind::Internal), e.message))
+        .unwrap_or_else(|| (FailureKind::Internal, "no error recorded".into()));
     Err(ClientError::Task {
         task_id: task_id.to_owned(),
         kind,

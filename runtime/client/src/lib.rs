@@ -26,5 +26,6 @@ pub use future::{TaskFuture, TaskRef, decode, join_all};
 pub use graph::Graph;
 pub use options::{SubmitOptions, WitResult};
 
+pub use ferry_policy::{FailureKind, Requirement};
 pub use ferry_proto::transfer::Progress;
 pub use ferry_proto::v1::{BlobInfo, GcReport, TaskInfo, TaskState as State};

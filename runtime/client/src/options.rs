@@ -1,5 +1,6 @@
 //! How a task is submitted, and the `result` shape of a WIT result.
 
+use ferry_policy::{FailureKind, Requirement};
 use ferry_proto::v1 as pb;
 
 /// A WIT `result<T, E>` as ferry encodes it: `{"ok": T}` or `{"err": E}`.
@@ -28,20 +29,22 @@ pub struct SubmitOptions {
     /// Keep the result and answer identical later submissions from it.
     pub memoize: bool,
     /// Runs allowed after the first, for failures of the kinds in
-    /// `retry_on` (`"timeout"`, `"trap"`, ..., or `"*"`).
+    /// `retry_on` (`"timeout"`, `"trap"`, ..., or `"*"`: see
+    /// [`FailureKind`]).
     pub retries: u32,
     pub retry_on: Vec<String>,
-    /// What the task needs from its endpoint: `"gpu"`, or `"mount:/data"`
-    /// for a directory granted to its function. The service refuses the
-    /// task up front when it knows the endpoint lacks it; otherwise the
-    /// endpoint fails it with the reason before running anything.
-    pub requires: Vec<String>,
+    /// What the task needs from its endpoint: its GPU, a camera, a mount or
+    /// a variable granted to its function. The service refuses the task up
+    /// front ([`ClientError::Unmet`](crate::ClientError::Unmet)) when the
+    /// endpoint's advertisement cannot meet one; otherwise the endpoint
+    /// fails it with the reason before running anything.
+    pub requires: Vec<Requirement>,
 }
 
 impl SubmitOptions {
     pub(crate) fn apply(&self, req: &mut pb::SubmitRequest) {
         req.limits = self.limits;
-        req.requires = self.requires.clone();
+        req.requires = self.requires.iter().map(Into::into).collect();
         req.memoize = self.memoize;
         req.retries = self.retries;
         req.retry_on = self.retry_on.clone();
@@ -50,7 +53,7 @@ impl SubmitOptions {
     /// A task that needs the endpoint's GPU.
     pub fn gpu() -> Self {
         SubmitOptions {
-            requires: vec!["gpu".into()],
+            requires: vec![Requirement::Gpu],
             ..SubmitOptions::default()
         }
     }
@@ -68,10 +71,32 @@ impl SubmitOptions {
         self
     }
 
+    /// Retried up to `times` after failures of these kinds, typed.
+    pub fn retry_kinds(mut self, times: u32, on: &[FailureKind]) -> Self {
+        self.retries = times;
+        self.retry_on = on.iter().map(|k| k.to_string()).collect();
+        self
+    }
+
+    /// Also needs `requirement` of its endpoint.
+    pub fn require(mut self, requirement: Requirement) -> Self {
+        self.requires.push(requirement);
+        self
+    }
+
     /// Also needs the endpoint's mount at `guest` (e.g. `/data`) granted to
     /// this function.
-    pub fn mount(mut self, guest: &str) -> Self {
-        self.requires.push(format!("mount:{guest}"));
-        self
+    pub fn mount(self, guest: &str) -> Self {
+        self.require(Requirement::mount(guest))
+    }
+
+    /// Also needs the endpoint's camera `name` granted to this function.
+    pub fn camera(self, name: &str) -> Self {
+        self.require(Requirement::camera(name))
+    }
+
+    /// Also needs the endpoint's variable `name` granted to this function.
+    pub fn env(self, name: &str) -> Self {
+        self.require(Requirement::env(name))
     }
 }

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::{CameraConfig, EndpointConfig};
+#[cfg(feature = "camera")]
+use crate::CameraConfig;
+use crate::EndpointConfig;
 
 /// Dial the service and run its tasks until stopped.
 #[derive(Debug, Clone, clap::Args)]
@@ -42,8 +44,13 @@ pub struct StartArgs {
     /// A camera granted to every function: `[NAME=]test-pattern[:WxH][@FPS]`,
     /// `[NAME=]replay:DIR[@FPS]` or `[NAME=]v4l2:/dev/videoN[:WxH]`;
     /// repeatable (grants per function: `[[cameras]]` in the config).
+    #[cfg(feature = "camera")]
     #[arg(long = "camera", value_name = "SPEC", value_parser = |s: &str| CameraConfig::from_spec(s).map_err(|e| format!("{e:#}")))]
     pub cameras: Vec<CameraConfig>,
+    /// A variable passed to every function: `NAME=VALUE`; repeatable
+    /// (grants per function: `[[env]]` in the config).
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = |s: &str| s.parse::<ferry_host::EnvVar>().map_err(|e| e.to_string()))]
+    pub env: Vec<ferry_host::EnvVar>,
 }
 
 impl StartArgs {
@@ -82,6 +89,11 @@ impl StartArgs {
         if let Some(s) = self.shared_blob_store {
             c.shared_blob_store = Some(s);
         }
+        for v in self.env {
+            c.env.retain(|o| o.item.name != v.name);
+            c.env.push(ferry_host::Lent::to_all(v));
+        }
+        #[cfg(feature = "camera")]
         for cam in self.cameras {
             anyhow::ensure!(
                 !c.cameras.iter().any(|o| o.name == cam.name),

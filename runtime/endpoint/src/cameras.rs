@@ -109,10 +109,6 @@ impl CameraConfig {
         })
     }
 
-    pub(crate) fn covers(&self, function_id: &str) -> bool {
-        self.functions.iter().any(|f| f == "*" || f == function_id)
-    }
-
     fn backend(&self) -> anyhow::Result<Box<dyn Backend>> {
         Ok(match &self.source {
             Source::TestPattern => {

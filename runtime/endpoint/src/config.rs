@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use ferry_host::{GpuChoice, Limits, Mount};
+use ferry_host::{EnvVar, GpuChoice, Lent, Limits, Mount, Scope};
 use serde::Deserialize;
 
+#[cfg(feature = "camera")]
 use crate::cameras::{CameraConfig, Source as CameraSource};
 
 /// An endpoint's configuration (the TOML file of `ferry endpoint start --config`).
@@ -33,7 +34,10 @@ pub struct EndpointConfig {
     /// adapter's name.
     pub gpu: GpuChoice,
     /// Host directories lent to tasks, each to the functions it names.
-    pub mounts: Vec<Grant>,
+    pub mounts: Vec<Lent<Mount>>,
+    /// Environment variables passed to tasks, each to the functions it
+    /// names.
+    pub env: Vec<Lent<EnvVar>>,
     /// Where each task's private `/scratch` is made (and removed after).
     pub scratch_dir: PathBuf,
     /// Most bytes the blob cache (`<cache_dir>/blobs`) may hold; the least
@@ -44,6 +48,7 @@ pub struct EndpointConfig {
     pub shared_blob_store: Option<PathBuf>,
     /// Cameras, each with one broker owning the device, lent to the
     /// functions its grant names.
+    #[cfg(feature = "camera")]
     pub cameras: Vec<CameraConfig>,
 }
 
@@ -65,20 +70,6 @@ impl Default for MaxLimits {
     }
 }
 
-/// A directory lent to some functions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
-    pub mount: Mount,
-    /// Function ids (blake3 hex) that see the mount; `*` for every function.
-    pub functions: Vec<String>,
-}
-
-impl Grant {
-    pub(crate) fn covers(&self, function_id: &str) -> bool {
-        self.functions.iter().any(|f| f == "*" || f == function_id)
-    }
-}
-
 impl EndpointConfig {
     pub fn new(name: impl Into<String>, service: impl Into<String>) -> Self {
         EndpointConfig {
@@ -92,9 +83,11 @@ impl EndpointConfig {
             heartbeat: Duration::from_secs(2),
             gpu: GpuChoice::Auto,
             mounts: Vec::new(),
+            env: Vec::new(),
             scratch_dir: std::env::temp_dir().join("ferry-scratch"),
             blob_cache: 32 << 30,
             shared_blob_store: None,
+            #[cfg(feature = "camera")]
             cameras: Vec::new(),
         }
     }
@@ -109,7 +102,8 @@ impl EndpointConfig {
     /// (v4l2), `dir` (replay), `width`, `height`, `fps`, `open` (`start` or
     /// `first-use`) and `functions`, and
     /// `[[mounts]]` with `host`, `guest`, `read_only` (default true) and
-    /// `functions` (ids, or `"*"`).
+    /// `functions` (ids, or `"*"`), and `[[env]]` with `name`, `value` and
+    /// `functions`.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -130,9 +124,19 @@ impl EndpointConfig {
             mounts: Vec<FileMount>,
             #[serde(default)]
             cameras: Vec<FileCamera>,
+            #[serde(default)]
+            env: Vec<FileEnv>,
         }
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
+        struct FileEnv {
+            name: String,
+            value: String,
+            functions: Vec<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[cfg_attr(not(feature = "camera"), allow(dead_code))]
         struct FileCamera {
             name: String,
             backend: String,
@@ -205,11 +209,29 @@ impl EndpointConfig {
                 read_only: m.read_only.unwrap_or(true),
             };
             mount.validate()?;
-            c.mounts.push(Grant {
-                mount,
-                functions: m.functions,
-            });
+            c.mounts
+                .push(Lent::to(mount, Scope::functions(m.functions)));
         }
+        for v in f.env {
+            anyhow::ensure!(
+                !v.functions.is_empty(),
+                "variable {} names no functions (use [\"*\"] for all)",
+                v.name
+            );
+            anyhow::ensure!(
+                !c.env.iter().any(|o| o.item.name == v.name),
+                "variable {} is set twice",
+                v.name
+            );
+            let var = EnvVar::new(v.name, v.value)?;
+            c.env.push(Lent::to(var, Scope::functions(v.functions)));
+        }
+        #[cfg(not(feature = "camera"))]
+        anyhow::ensure!(
+            f.cameras.is_empty(),
+            "this endpoint was built without cameras (the `camera` feature)"
+        );
+        #[cfg(feature = "camera")]
         for cam in f.cameras {
             let what = |m: &str| format!("camera {}: {m}", cam.name);
             anyhow::ensure!(
@@ -318,10 +340,10 @@ mod tests {
         assert_eq!(c.gpu, GpuChoice::None);
         assert_eq!(c.scratch_dir, dir.path().join("scratch"));
         assert_eq!(c.mounts.len(), 2);
-        assert!(c.mounts[0].mount.read_only, "read-only unless said");
-        assert!(!c.mounts[1].mount.read_only);
-        assert!(c.mounts[0].covers("abc") && !c.mounts[0].covers("def"));
-        assert!(c.mounts[1].covers("def"));
+        assert!(c.mounts[0].item.read_only, "read-only unless said");
+        assert!(!c.mounts[1].item.read_only);
+        assert!(c.mounts[0].functions.covers("abc") && !c.mounts[0].functions.covers("def"));
+        assert!(c.mounts[1].functions.covers("def"));
     }
 
     #[test]

@@ -5,126 +5,40 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_host::{CallOptions, FailureKind, Limits};
+use ferry_host::{CallOptions, FailureKind, Files, Limits};
 use ferry_proto::v1::{Assignment, TaskError};
 
-use crate::cameras::CameraConfig;
-use crate::{Agent, MaxLimits};
+use crate::{Agent, EndpointConfig, MaxLimits};
+
+/// What this endpoint lends every call, one grant per capability; each call
+/// gets only what its function is granted.
+pub(super) fn lent(config: &EndpointConfig, blobs: Arc<crate::blobs::FetchedBlobs>) -> CallOptions {
+    CallOptions {
+        files: Files {
+            mounts: config.mounts.clone(),
+            scratch: Some(config.scratch_dir.clone()),
+        },
+        env: config.env.clone(),
+        blobs: Some(blobs),
+        ..CallOptions::default()
+    }
+}
 
 impl Agent {
-    /// Refuses a task that needs what this endpoint lacks or withholds.
+    /// Refuses a task that needs what this endpoint lacks or withholds: the
+    /// same check, on the same grants, that the service made on this
+    /// endpoint's advertisement.
     pub(super) fn check_requirements(&self, a: &Assignment) -> Result<(), TaskError> {
-        let err = |e: ferry_host::Error| TaskError {
-            kind: e.kind().into(),
-            message: e.to_string(),
-        };
-        for need in &a.requires {
-            match need.as_str() {
-                "gpu" if self.host.gpu().is_none() => {
-                    return Err(err(ferry_host::Error::NoGpu {
-                        endpoint: self.config.name.clone(),
-                    }));
-                }
-                "gpu" => {}
-                need if need == "camera" || need.starts_with("camera:") => {
-                    let name = need.strip_prefix("camera:");
-                    let ours = |c: &&(Arc<ferry_host::Camera>, CameraConfig)| {
-                        name.is_none_or(|n| c.1.name == n)
-                    };
-                    let refuse = |message: String| TaskError {
-                        kind: FailureKind::NoCamera.into(),
-                        message,
-                    };
-                    let endpoint = &self.config.name;
-                    if !self.cameras.iter().any(|c| ours(&c)) {
-                        return Err(refuse(match name {
-                            Some(n) => format!("endpoint {endpoint} has no camera named {n}"),
-                            None => format!("endpoint {endpoint} has no camera"),
-                        }));
-                    }
-                    if !self
-                        .cameras
-                        .iter()
-                        .filter(ours)
-                        .any(|c| c.1.covers(&a.function_id))
-                    {
-                        return Err(refuse(match name {
-                            Some(n) => format!(
-                                "camera {n} on endpoint {endpoint} is not granted to function {}",
-                                a.function_id
-                            ),
-                            None => format!(
-                                "endpoint {endpoint} grants function {} no camera",
-                                a.function_id
-                            ),
-                        }));
-                    }
-                }
-                need if need.starts_with("mount:") => {
-                    let guest = &need["mount:".len()..];
-                    let mounts: Vec<_> = self
-                        .config
-                        .mounts
-                        .iter()
-                        .filter(|g| g.mount.guest == guest)
-                        .collect();
-                    if mounts.is_empty() {
-                        return Err(TaskError {
-                            kind: FailureKind::BadMount.into(),
-                            message: format!(
-                                "endpoint {} has no mount at {guest}",
-                                self.config.name
-                            ),
-                        });
-                    }
-                    if !mounts.iter().any(|g| g.covers(&a.function_id)) {
-                        return Err(TaskError {
-                            kind: FailureKind::BadMount.into(),
-                            message: format!(
-                                "mount {guest} on endpoint {} is not granted to function {}",
-                                self.config.name, a.function_id
-                            ),
-                        });
-                    }
-                }
-                other => {
-                    return Err(TaskError {
-                        kind: FailureKind::UnsupportedRequirement.into(),
-                        message: format!("endpoint {} cannot provide `{other}`", self.config.name),
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The mounts, scratch, blobs and cameras lent to a call of
-    /// `function_id`.
-    pub(super) fn call_options(&self, function_id: &str) -> CallOptions {
-        CallOptions {
-            mounts: self
-                .config
-                .mounts
-                .iter()
-                .filter(|g| g.covers(function_id))
-                .map(|g| g.mount.clone())
-                .collect(),
-            scratch: Some(self.config.scratch_dir.clone()),
-            blobs: Some(self.blobs.clone()),
-            cameras: self
-                .cameras
-                .iter()
-                .filter(|(_, c)| c.covers(function_id))
-                .map(|(cam, _)| cam.clone())
-                .collect(),
-            cameras_withheld: self
-                .cameras
-                .iter()
-                .filter(|(_, c)| !c.covers(function_id))
-                .map(|(_, c)| c.name.clone())
-                .collect(),
-            ..CallOptions::default()
-        }
+        let needs = ferry_proto::requirements_from_wire(&a.requires).map_err(|e| TaskError {
+            kind: FailureKind::UnsupportedRequirement.into(),
+            message: format!("endpoint {}: {e}", self.config.name),
+        })?;
+        self.grants
+            .check_all(&needs, &a.function_id)
+            .map_err(|r| TaskError {
+                kind: r.kind.into(),
+                message: r.message,
+            })
     }
 
     /// The submission's limits over the endpoint's defaults, refused past

@@ -9,6 +9,7 @@
 #[cfg(feature = "cli")]
 mod args;
 mod blobs;
+#[cfg(feature = "camera")]
 mod cameras;
 mod config;
 mod fetch;
@@ -19,8 +20,9 @@ mod session;
 
 #[cfg(feature = "cli")]
 pub use args::StartArgs;
+#[cfg(feature = "camera")]
 pub use cameras::{CameraConfig, Source as CameraSource};
-pub use config::{EndpointConfig, Grant, MaxLimits};
+pub use config::{EndpointConfig, MaxLimits};
 #[cfg(feature = "cli")]
 pub use logging::init_logging;
 
@@ -63,14 +65,21 @@ pub async fn run(
         config.blob_cache,
         config.shared_blob_store.clone(),
     )?);
-    let mut cameras = Vec::new();
+    #[allow(unused_mut)]
+    let mut options = grants::lent(&config, blobs.clone());
+    #[cfg(feature = "camera")]
     for cam in &config.cameras {
         let camera = cam.start()?;
         tracing::info!(endpoint = %config.name, "camera {} ({})", cam.name, camera.description());
-        cameras.push((camera, cam.clone()));
+        options.camera.push(ferry_host::Lent::to(
+            camera,
+            ferry_host::Scope::functions(cam.functions.iter().cloned()),
+        ));
     }
+    let grants = host.grants(&options);
     let agent = Arc::new(Agent {
-        cameras,
+        options,
+        grants,
         blobs,
         workers: Arc::new(tokio::sync::Semaphore::new(config.concurrency as usize)),
         config,
@@ -102,8 +111,10 @@ pub async fn run(
 }
 
 struct Agent {
-    /// Each camera's broker, with its grant.
-    cameras: Vec<(Arc<ferry_host::Camera>, CameraConfig)>,
+    /// What every call is lent, each part to the functions it names.
+    options: ferry_host::CallOptions,
+    /// The policy those grants make, as advertised in the hello.
+    grants: ferry_host::Grants,
     blobs: Arc<blobs::FetchedBlobs>,
     /// One permit per task allowed to run at once.
     workers: Arc<tokio::sync::Semaphore>,

@@ -38,24 +38,7 @@ impl Agent {
             name: self.config.name.clone(),
             concurrency: self.config.concurrency,
             version: env!("CARGO_PKG_VERSION").into(),
-            gpu: self.host.gpu().map(|g| {
-                let i = g.info();
-                ferry_proto::v1::GpuInfo {
-                    name: i.name.clone(),
-                    backend: i.backend.clone(),
-                    device_type: i.device_type.clone(),
-                    driver: i.driver.clone(),
-                }
-            }),
-            cameras: self
-                .cameras
-                .iter()
-                .map(|(cam, c)| ferry_proto::v1::CameraInfo {
-                    name: c.name.clone(),
-                    backend: cam.description().to_owned(),
-                    functions: c.functions.clone(),
-                })
-                .collect(),
+            offers: self.grants.offers().iter().map(Into::into).collect(),
         })))
         .await?;
         let credits =
@@ -240,7 +223,7 @@ impl Agent {
         let export = f.export(&a.export).map_err(err)?;
         let args = export.args_from_msgpack(&a.args).map_err(err)?;
         let limits = self.limits(a.limits.as_ref()).map_err(err)?;
-        let options = self.call_options(&a.function_id);
+        let options = &self.options;
         let captured = |stdout: &ferry_host::Captured,
                         stderr: &ferry_host::Captured,
                         logs: &[ferry_host::LogEvent],
@@ -252,7 +235,7 @@ impl Agent {
         };
         let out = match self
             .host
-            .call_keeping_output(&f, export, &args, &limits, &options)
+            .call_keeping_output(&f, export, &args, &limits, options)
             .await
         {
             Ok(out) => out,

@@ -37,30 +37,6 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// Refuses a task that needs a camera its endpoint does not grant its
 /// function (`need`: `camera`, or `camera:NAME`).
-fn check_camera_grant(
-    endpoint: &str,
-    cameras: &[pb::CameraInfo],
-    need: &str,
-    function_id: &str,
-) -> Result<()> {
-    let granted = |c: &pb::CameraInfo| c.functions.iter().any(|f| f == "*" || f == function_id);
-    let refuse = |m: String| Err(Error::precondition(m));
-    match need.strip_prefix("camera:") {
-        None if cameras.is_empty() => refuse(format!("endpoint {endpoint} has no camera")),
-        None if !cameras.iter().any(granted) => refuse(format!(
-            "endpoint {endpoint} grants function {function_id} no camera"
-        )),
-        None => Ok(()),
-        Some(name) => match cameras.iter().find(|c| c.name == name) {
-            None => refuse(format!("endpoint {endpoint} has no camera named {name}")),
-            Some(c) if !granted(c) => refuse(format!(
-                "camera {name} on endpoint {endpoint} is not granted to function {function_id}"
-            )),
-            Some(_) => Ok(()),
-        },
-    }
-}
-
 impl Service {
     /// Validates, then has the broker store, queue and dispatch.
     pub(crate) fn accept(&self, reqs: Vec<pb::SubmitRequest>) -> Result<Vec<String>> {
@@ -81,7 +57,7 @@ impl Service {
     /// Checks one submission and turns it into a record; nothing is stored yet.
     fn prepare(&self, req: pb::SubmitRequest, batch: &[TaskRecord]) -> Result<TaskRecord> {
         let broker = &self.inner.broker;
-        let Some((has_gpu, cameras)) = broker.endpoint_facts(&req.endpoint) else {
+        let Some(grants) = broker.endpoint_grants(&req.endpoint) else {
             let mut names: Vec<String> = broker.known_endpoints().into_iter().collect();
             names.sort();
             return Err(Error::not_found(format!(
@@ -96,27 +72,18 @@ impl Service {
         };
         let f = self.inner.functions.get(&req.function_id)?;
         let function_id = f.id.to_hex();
-        for need in &req.requires {
-            match need.as_str() {
-                "gpu" if has_gpu == Some(false) => {
-                    return Err(Error::precondition(format!(
-                        "endpoint {} has no GPU adapter",
-                        req.endpoint
-                    )));
-                }
-                "gpu" => {}
-                mount if mount.starts_with("mount:/") => {}
-                camera if camera == "camera" || camera.starts_with("camera:") => {
-                    if has_gpu.is_some() {
-                        check_camera_grant(&req.endpoint, &cameras, camera, &function_id)?;
-                    }
-                }
-                other => {
-                    return Err(Error::invalid(format!(
-                        "unknown requirement `{other}`; a task may require: gpu, camera, camera:NAME, mount:/GUEST/PATH"
-                    )));
-                }
-            }
+        let requires = ferry_proto::requirements_from_wire(&req.requires)
+            .map_err(|e| Error::invalid(e.to_string()))?;
+        // The same check the endpoint makes, on what its sessions
+        // advertised: refused now when no session of the name could run
+        // it; an endpoint that never said waits to be asked.
+        if let Some(sessions) = &grants
+            && !sessions.iter().any(|g| g.serves(&requires, &function_id))
+            && let Some(Err(refusal)) = sessions
+                .first()
+                .map(|g| g.check_all(&requires, &function_id))
+        {
+            return Err(Error::Unmet(refusal));
         }
         let max_retries = broker.rules().max_retries;
         if req.retries > max_retries {
@@ -165,7 +132,7 @@ impl Service {
             memory_bytes: limits.memory_bytes,
             output_bytes: limits.output_bytes,
         };
-        record.requires = req.requires;
+        record.requires = requires;
         record.retries = req.retries;
         record.retry_on = req.retry_on;
         let memoize = req.memoize || self.memoized(&record.function_id);

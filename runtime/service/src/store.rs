@@ -619,7 +619,7 @@ mod tests {
     fn task(id: &str, state: TaskState, at: i64) -> TaskRecord {
         let mut t = TaskRecord::new(id.into(), "local".into(), "f".into(), "pi".into(), 1);
         t.args = vec![0x92, 1, 2];
-        t.requires = vec!["gpu".into()];
+        t.requires = vec![ferry_policy::Requirement::gpu()];
         if state != TaskState::WaitingForEndpoint {
             t.set_state(state, at);
         }

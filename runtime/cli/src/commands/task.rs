@@ -38,6 +38,14 @@ pub struct SubmitArgs {
     /// named): refused at once when the endpoint is known to lack it.
     #[arg(long = "needs-camera", value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
     needs_camera: Option<String>,
+    /// The task needs the endpoint's variable NAME granted to its function;
+    /// repeatable.
+    #[arg(long = "needs-env", value_name = "NAME")]
+    needs_env: Vec<String>,
+    /// Anything the task needs, in its written form: `gpu`, `camera`,
+    /// `camera:NAME`, `mount:/GUEST`, `env:NAME`; repeatable.
+    #[arg(long = "requires", value_name = "REQUIREMENT", value_parser = |s: &str| s.parse::<ferry_client::Requirement>().map_err(|e| e.to_string()))]
+    requires: Vec<ferry_client::Requirement>,
     /// Keep the result; an identical submission later runs nothing.
     #[arg(long)]
     memoize: bool,
@@ -118,19 +126,7 @@ pub(crate) async fn submit_one(client: &Client, args: &SubmitArgs) -> anyhow::Re
         memoize: args.memoize,
         retries: args.retries,
         retry_on: args.retry_on.clone(),
-        requires: args
-            .gpu
-            .then(|| "gpu".to_owned())
-            .into_iter()
-            .chain(args.needs_camera.as_ref().map(|c| {
-                if c.is_empty() {
-                    "camera".to_owned()
-                } else {
-                    format!("camera:{c}")
-                }
-            }))
-            .chain(args.needs_mount.iter().map(|m| format!("mount:{m}")))
-            .collect(),
+        requires: requirements(args)?,
     };
     Ok(client
         .submit_json(
@@ -417,4 +413,27 @@ pub fn logs(service: &ServiceArg, task_id: &str) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// What the flags say the task needs, each checked as the service checks it.
+fn requirements(args: &SubmitArgs) -> anyhow::Result<Vec<ferry_client::Requirement>> {
+    use ferry_client::Requirement;
+    let mut needs = Vec::new();
+    if args.gpu {
+        needs.push(Requirement::gpu());
+    }
+    if let Some(c) = &args.needs_camera {
+        needs.push(if c.is_empty() {
+            Requirement::any_camera()
+        } else {
+            Requirement::camera(c)
+        });
+    }
+    needs.extend(args.needs_mount.iter().map(Requirement::mount));
+    needs.extend(args.needs_env.iter().map(Requirement::env));
+    for n in &needs {
+        n.validate()?;
+    }
+    needs.extend(args.requires.iter().cloned());
+    Ok(needs)
 }

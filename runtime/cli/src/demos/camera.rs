@@ -41,11 +41,10 @@ pub async fn camera_snapshot(
             "snapshot",
             &(device.as_deref(), width, height),
             &SubmitOptions {
-                requires: vec![
-                    device
-                        .as_ref()
-                        .map_or("camera".to_owned(), |d| format!("camera:{d}")),
-                ],
+                requires: vec![device.as_ref().map_or(
+                    ferry_client::Requirement::any_camera(),
+                    ferry_client::Requirement::camera,
+                )],
                 ..SubmitOptions::default()
             },
         )

@@ -115,7 +115,7 @@ fn local() -> anyhow::Result<ExitCode> {
         ..HostConfig::default()
     })?;
     let opts = CallOptions {
-        log_sink: Some(Arc::new(|e: &LogEvent| println!("    guest log: {e}"))),
+        log: Some(Arc::new(|e: &LogEvent| println!("    guest log: {e}"))),
         ..CallOptions::default()
     };
 

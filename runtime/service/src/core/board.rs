@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
+use ferry_policy::{Grants, Offer, Requirement};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -19,7 +20,7 @@ pub struct Assignment {
     pub export: String,
     pub args: Vec<u8>,
     pub limits: TaskLimits,
-    pub requires: Vec<String>,
+    pub requires: Vec<Requirement>,
     /// The lease this run is under (1 for the first).
     pub lease: u32,
 }
@@ -41,9 +42,9 @@ pub struct Hello {
     pub name: String,
     pub concurrency: u32,
     pub version: String,
-    /// The GPU it lends, if any (`ferry_proto`'s message, kept as it came).
-    pub gpu: Option<ferry_proto::v1::GpuInfo>,
-    pub cameras: Vec<ferry_proto::v1::CameraInfo>,
+    /// What it lends tasks (GPU, cameras, mounts, variables), each to the
+    /// functions named.
+    pub offers: Vec<Offer>,
 }
 
 /// A task leased to one session: only that session's outcome counts.
@@ -67,41 +68,26 @@ pub(crate) struct Session {
     pub(crate) suspect: Option<String>,
     pub(crate) last_seen: Instant,
     pub(crate) last_seen_ms: i64,
-    /// What this session lends: a task that needs a GPU or a camera goes
-    /// only to a session that has one, whatever other agents of its name
-    /// have.
-    pub(crate) gpu: Option<ferry_proto::v1::GpuInfo>,
-    pub(crate) cameras: Vec<ferry_proto::v1::CameraInfo>,
+    /// What this session lends: a task that needs a GPU, a camera, a mount
+    /// or a variable goes only to a session that grants it, whatever other
+    /// agents of its name have.
+    pub(crate) grants: Grants,
 }
 
 impl Session {
     /// Whether this session can run a task with these requirements for
-    /// `function_id`. Mounts are the endpoint's to check: sessions do not
-    /// advertise them.
-    pub(crate) fn serves(&self, requires: &[String], function_id: &str) -> bool {
-        let granted = |c: &ferry_proto::v1::CameraInfo| {
-            c.functions.iter().any(|f| f == "*" || f == function_id)
-        };
-        requires.iter().all(|need| match need.as_str() {
-            "gpu" => self.gpu.is_some(),
-            "camera" => self.cameras.iter().any(granted),
-            need => match need.strip_prefix("camera:") {
-                Some(name) => self.cameras.iter().any(|c| c.name == name && granted(c)),
-                None => true,
-            },
-        })
+    /// `function_id`.
+    pub(crate) fn serves(&self, requires: &[Requirement], function_id: &str) -> bool {
+        self.grants.serves(requires, function_id)
     }
 }
 
 /// What the service last heard of an endpoint name.
 #[derive(Default, Clone)]
 pub(crate) struct EndpointFacts {
-    /// The GPU its sessions lend (the first that has one), as of the last
-    /// session opened or lost (`None` inside: none has one; outer `None`:
-    /// no session ever said).
-    pub(crate) gpu: Option<Option<ferry_proto::v1::GpuInfo>>,
-    /// The cameras of all its sessions, by name.
-    pub(crate) cameras: Vec<ferry_proto::v1::CameraInfo>,
+    /// The grants of its live sessions, as of the last session opened or
+    /// lost (`None`: no session ever said).
+    pub(crate) grants: Option<Vec<Grants>>,
     pub(crate) last_heartbeat_ms: i64,
     /// Outcomes its sessions reported (and the broker accepted) since start.
     pub(crate) tasks_run: u64,
@@ -175,10 +161,9 @@ impl Board {
         *self.queued.entry(endpoint.to_owned()).or_default() += 1;
     }
 
-    /// Sets what an endpoint name lends from its live sessions: the first
-    /// GPU among them and all their cameras. With none live, the last
-    /// known stays, so that a submission to an endpoint that is offline for
-    /// now is still checked.
+    /// Sets what an endpoint name lends from its live sessions' grants.
+    /// With none live, the last known stay, so that a submission to an
+    /// endpoint that is offline for now is still checked.
     pub(crate) fn gather_facts(&mut self, endpoint: &str) {
         let mut live: Vec<(&u64, &Session)> = self
             .sessions
@@ -189,18 +174,8 @@ impl Board {
             return;
         }
         live.sort_by_key(|(sid, _)| **sid);
-        let gpu = live.iter().find_map(|(_, s)| s.gpu.clone());
-        let mut cameras: Vec<ferry_proto::v1::CameraInfo> = Vec::new();
-        for (_, s) in &live {
-            for c in &s.cameras {
-                if !cameras.iter().any(|k| k.name == c.name) {
-                    cameras.push(c.clone());
-                }
-            }
-        }
-        let facts = self.facts.entry(endpoint.to_owned()).or_default();
-        facts.gpu = Some(gpu);
-        facts.cameras = cameras;
+        let grants = live.iter().map(|(_, s)| s.grants.clone()).collect();
+        self.facts.entry(endpoint.to_owned()).or_default().grants = Some(grants);
     }
 
     pub(crate) fn queued(&self, endpoint: &str) -> usize {

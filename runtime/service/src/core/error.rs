@@ -15,6 +15,9 @@ pub enum Error {
     /// camera, an endpoint without a GPU.
     #[error("{0}")]
     Precondition(String),
+    /// The endpoint cannot meet one of the task's requirements.
+    #[error("{0}")]
+    Unmet(ferry_policy::Refusal),
     /// A bound was reached: a payload cap, a full queue.
     #[error("{0}")]
     Exhausted(String),
@@ -59,6 +62,10 @@ impl Error {
             Error::Invalid(m) => Error::Invalid(wrap(m)),
             Error::NotFound(m) => Error::NotFound(wrap(m)),
             Error::Precondition(m) => Error::Precondition(wrap(m)),
+            Error::Unmet(mut r) => {
+                r.message = wrap(r.message);
+                Error::Unmet(r)
+            }
             Error::Exhausted(m) => Error::Exhausted(wrap(m)),
             Error::Unavailable(m) => Error::Unavailable(wrap(m)),
             e @ Error::Internal(_) => e,

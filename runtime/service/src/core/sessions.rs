@@ -2,6 +2,7 @@
 //! heartbeats that renew the leases of the tasks they list, and lost on
 //! disconnect or silence.
 
+use ferry_policy::{Grants, Offer};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -16,8 +17,9 @@ pub struct EndpointView {
     pub in_flight: u32,
     pub queued: u64,
     pub last_heartbeat_ms: i64,
-    pub gpu: Option<ferry_proto::v1::GpuInfo>,
-    pub cameras: Vec<ferry_proto::v1::CameraInfo>,
+    /// What its live sessions (or, with none live, its last ones) offer,
+    /// each thing once.
+    pub offers: Vec<Offer>,
     pub tasks_run: u64,
 }
 
@@ -44,8 +46,7 @@ impl Broker {
                     suspect: None,
                     last_seen: Instant::now(),
                     last_seen_ms: ferry_proto::now_ms(),
-                    gpu: hello.gpu.clone(),
-                    cameras: hello.cameras.clone(),
+                    grants: Grants::new(name.clone(), hello.offers.clone()),
                 },
             );
             b.gather_facts(&name);
@@ -193,8 +194,17 @@ impl Broker {
                         .map(|x| x.last_seen_ms)
                         .max()
                         .unwrap_or(facts.last_heartbeat_ms),
-                    gpu: facts.gpu.clone().flatten(),
-                    cameras: facts.cameras.clone(),
+                    offers: {
+                        let mut offers: Vec<Offer> = Vec::new();
+                        for g in facts.grants.iter().flatten() {
+                            for o in g.offers() {
+                                if !offers.contains(o) {
+                                    offers.push(o.clone());
+                                }
+                            }
+                        }
+                        offers
+                    },
                     tasks_run: facts.tasks_run,
                 }
             })
@@ -202,17 +212,13 @@ impl Broker {
     }
 
     /// What the service knows of an endpoint name when it checks a
-    /// submission: whether it has a GPU (`None`: never said), and its
-    /// cameras.
-    pub fn endpoint_facts(
-        &self,
-        name: &str,
-    ) -> Option<(Option<bool>, Vec<ferry_proto::v1::CameraInfo>)> {
+    /// submission: `None` for a name it does not know; inside, the grants
+    /// of its live (or last) sessions, `None` when no session ever said.
+    pub fn endpoint_grants(&self, name: &str) -> Option<Option<Vec<Grants>>> {
         let b = self.board();
         if !b.known_endpoints.contains(name) {
             return None;
         }
-        let facts = b.facts.get(name).cloned().unwrap_or_default();
-        Some((facts.gpu.map(|g| g.is_some()), facts.cameras))
+        Some(b.facts.get(name).and_then(|f| f.grants.clone()))
     }
 }

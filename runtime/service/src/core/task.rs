@@ -1,5 +1,6 @@
 //! A task as the broker knows it: typed states, limits and failures.
 
+use ferry_policy::Requirement;
 use serde::{Deserialize, Serialize};
 
 /// Where a task is in its life. Stored as the wire protocol's numbers, so
@@ -137,9 +138,10 @@ pub struct TaskRecord {
     pub history: Vec<(TaskState, i64)>,
     pub result: Option<Vec<u8>>,
     pub error: Option<Failure>,
-    /// What the task needs from its endpoint (`gpu`).
+    /// What the task needs from its endpoint (kept in its string form,
+    /// `gpu`, `camera:front`, as records always have).
     #[serde(default)]
-    pub requires: Vec<String>,
+    pub requires: Vec<Requirement>,
     /// Tasks whose results are among the arguments.
     #[serde(default)]
     pub deps: Vec<String>,

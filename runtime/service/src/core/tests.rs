@@ -1,6 +1,7 @@
 //! The broker's rules, driven directly on an in-memory store with paused
 //! time: no transport, no endpoint process, no component.
 
+use ferry_policy::{Offer, Requirement, Resource, Scope};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -487,42 +488,44 @@ async fn a_restart_requeues_what_was_in_flight_and_counts_what_finished() {
 #[tokio::test(start_paused = true)]
 async fn tasks_that_need_a_gpu_or_camera_go_only_to_sessions_that_have_one() {
     let f = fixture(rules());
-    let gpu = ferry_proto::v1::GpuInfo {
-        name: "lavapipe".into(),
-        ..Default::default()
+    let gpu = Offer {
+        resource: Resource::Gpu {
+            name: "lavapipe".into(),
+            backend: String::new(),
+            device_type: String::new(),
+            driver: String::new(),
+        },
+        functions: Scope::all(),
     };
-    let camera = ferry_proto::v1::CameraInfo {
-        name: "front".into(),
-        backend: "test-pattern".into(),
-        functions: vec!["*".into()],
+    let camera = Offer {
+        resource: Resource::Camera {
+            name: "front".into(),
+            backend: "test-pattern".into(),
+        },
+        functions: Scope::all(),
     };
     let (with, mut with_rx) = f
         .broker
         .open_session(Hello {
-            gpu: Some(gpu.clone()),
-            cameras: vec![camera.clone()],
+            offers: vec![gpu.clone(), camera.clone()],
             ..hello()
         })
         .unwrap();
     let (plain, mut plain_rx) = f.broker.open_session(hello()).unwrap();
     let view = f.broker.endpoints();
     assert_eq!(
-        view[0].gpu.as_ref().map(|g| g.name.as_str()),
-        Some("lavapipe")
-    );
-    assert_eq!(
-        view[0].cameras.len(),
-        1,
+        view[0].offers,
+        [gpu, camera],
         "the plain hello took nothing away"
     );
 
     let mut tasks = Vec::new();
     for i in 0..4 {
         let mut t = task(&format!("g{i}"));
-        t.requires = vec!["gpu".into()];
+        t.requires = vec![Requirement::gpu()];
         tasks.push(t);
         let mut t = task(&format!("c{i}"));
-        t.requires = vec!["camera:front".into()];
+        t.requires = vec![Requirement::camera("front")];
         tasks.push(t);
         tasks.push(task(&format!("p{i}")));
     }
@@ -546,9 +549,9 @@ async fn tasks_that_need_a_gpu_or_camera_go_only_to_sessions_that_have_one() {
     // With the GPU session gone, the name keeps no GPU: a GPU task waits
     // for a session that has one instead of going to the plain one.
     f.broker.session_lost(with).unwrap();
-    assert!(f.broker.endpoints()[0].gpu.is_none());
+    assert!(f.broker.endpoints()[0].offers.is_empty());
     let mut t = task("g-late");
-    t.requires = vec!["gpu".into()];
+    t.requires = vec![Requirement::gpu()];
     f.broker.admit(vec![t]).unwrap();
     assert!(
         assigned(&mut plain_rx)

@@ -36,7 +36,7 @@ fn to_endpoint(m: ToEndpoint) -> ServiceMessage {
                         memory_bytes: a.limits.memory_bytes,
                         output_bytes: a.limits.output_bytes,
                     }),
-                    requires: a.requires,
+                    requires: a.requires.iter().map(Into::into).collect(),
                     lease: a.lease,
                 })
                 .collect(),
@@ -107,8 +107,7 @@ impl endpoints_server::Endpoints for Service {
             name: hello.name,
             concurrency: hello.concurrency,
             version: hello.version,
-            gpu: hello.gpu,
-            cameras: hello.cameras,
+            offers: ferry_proto::offers_from_wire(&hello.offers),
         };
         let (sid, from_broker) = self
             .inner

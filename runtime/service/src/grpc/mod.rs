@@ -20,12 +20,32 @@ use crate::core::{Error, TaskOutput, TaskRecord};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
+/// On a refusal for an unmet requirement: the requirement's string form.
+pub const REQUIREMENT_METADATA: &str = "ferry-requirement-bin";
+/// On a refusal for an unmet requirement: the failure kind it would be.
+pub const KIND_METADATA: &str = "ferry-failure-kind-bin";
+
 /// A broker error as a gRPC status.
 pub(crate) fn status(e: Error) -> Status {
     match e {
         Error::Invalid(m) => Status::invalid_argument(m),
         Error::NotFound(m) => Status::not_found(m),
         Error::Precondition(m) => Status::failed_precondition(m),
+        Error::Unmet(r) => {
+            // The typed requirement and kind travel beside the message, so
+            // that a client can tell which need was refused, and why.
+            let mut s = Status::failed_precondition(r.message);
+            let md = s.metadata_mut();
+            md.insert_bin(
+                REQUIREMENT_METADATA,
+                tonic::metadata::MetadataValue::from_bytes(r.requirement.to_string().as_bytes()),
+            );
+            md.insert_bin(
+                KIND_METADATA,
+                tonic::metadata::MetadataValue::from_bytes(r.kind.as_str().as_bytes()),
+            );
+            s
+        }
         Error::Exhausted(m) => Status::resource_exhausted(m),
         Error::Unavailable(m) => Status::unavailable(m),
         e @ Error::Internal(_) => Status::internal(e.to_string()),

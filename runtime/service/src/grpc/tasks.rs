@@ -1,5 +1,6 @@
 //! `ferry.v1.Tasks`: submit, look up, list, cancel and watch tasks.
 
+use ferry_policy::Resource;
 use ferry_wit::FailureKind;
 use std::collections::HashMap;
 
@@ -196,8 +197,33 @@ impl tasks_server::Tasks for Service {
                 in_flight: e.in_flight,
                 queued: e.queued,
                 last_heartbeat_ms: e.last_heartbeat_ms,
-                gpu: e.gpu,
-                cameras: e.cameras,
+                gpu: e.offers.iter().find_map(|o| match &o.resource {
+                    Resource::Gpu {
+                        name,
+                        backend,
+                        device_type,
+                        driver,
+                    } => Some(pb::GpuInfo {
+                        name: name.clone(),
+                        backend: backend.clone(),
+                        device_type: device_type.clone(),
+                        driver: driver.clone(),
+                    }),
+                    _ => None,
+                }),
+                cameras: e
+                    .offers
+                    .iter()
+                    .filter_map(|o| match &o.resource {
+                        Resource::Camera { name, backend } => Some(pb::CameraInfo {
+                            name: name.clone(),
+                            backend: backend.clone(),
+                            functions: o.functions.ids().to_vec(),
+                        }),
+                        _ => None,
+                    })
+                    .collect(),
+                offers: e.offers.iter().map(Into::into).collect(),
                 tasks_run: e.tasks_run,
                 name: e.name,
             })
