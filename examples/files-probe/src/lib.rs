@@ -58,6 +58,10 @@ impl Guest for Probe {
         }
         Err("no free name".into())
     }
+
+    fn env_var(name: String) -> Option<String> {
+        std::env::var(name).ok()
+    }
 }
 
 export!(Probe);

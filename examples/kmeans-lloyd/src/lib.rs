@@ -1,5 +1,5 @@
 //! The k-means core, free of any ferry dependency so that the benchmark and the
-//! tests build the very same code natively (`#[path]`-included).
+//! tests build the very same code natively.
 
 /// Largest k the GPU kernels support (their per-thread accumulators).
 pub const MAX_K: u32 = 32;

@@ -1,11 +1,10 @@
 //! The seed's k-means, on the CPU or on the endpoint's GPU.
 //!
-//! The CPU path and the seeding live in `lloyd` (shared with the native
-//! benchmark); the GPU path runs `kmeans.wgsl` through `ferry:host/gpu`.
+//! The CPU path and the seeding are the `kmeans-lloyd` crate (shared with
+//! the native benchmark); the GPU path runs `kmeans.wgsl` through
+//! `ferry:host/gpu`.
 
-// Shared with native code, which uses the generator too.
-#[allow(dead_code)]
-mod lloyd;
+use kmeans_lloyd as lloyd;
 
 use ferry_guest::blobs::Writer;
 use ferry_guest::gpu::{self, Buffer, Kernel};

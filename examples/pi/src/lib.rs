@@ -1,10 +1,9 @@
 //! The seed experiment's Monte-Carlo pi.
 //!
-//! The estimator lives in `estimate` so that the benchmark can build the very
-//! same code natively (`#[path]`-included) and compare Wasm against native.
+//! The estimator is the `pi-estimate` crate, so that the benchmark builds
+//! the very same code natively and compares Wasm against native.
 
-#[path = "estimate.rs"]
-mod estimate;
+use pi_estimate as estimate;
 
 wit_bindgen::generate!({ path: "wit", world: "pi" });
 

@@ -5,9 +5,7 @@
 
 // The generator is kmeans's own, so a pipeline and `ferry demo kmeans` draw
 // the same points for the same seed.
-#[allow(dead_code)]
-#[path = "../../kmeans/src/lloyd.rs"]
-mod lloyd;
+use kmeans_lloyd as lloyd;
 
 wit_bindgen::generate!({
     path: "wit",
