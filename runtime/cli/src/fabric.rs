@@ -4,12 +4,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::demos::{camera_snapshot, pi_experiment, pipeline_experiment};
 use anyhow::Context;
 use ferry_client::Client;
-use ferry_endpoint::EndpointConfig;
+use ferry_local::Fabric;
 use ferry_service::{Service, ServiceConfig};
 
 pub const DEFAULT_SERVICE: &str = "http://127.0.0.1:7171";
@@ -87,73 +87,6 @@ impl StoreCaps {
     }
 }
 
-/// A service and a local endpoint in this process.
-pub struct Fabric {
-    pub url: String,
-    stop: tokio::sync::watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
-}
-
-impl Fabric {
-    pub async fn start(
-        dir: &Path,
-        listen: SocketAddr,
-        concurrency: Option<u32>,
-    ) -> anyhow::Result<Fabric> {
-        Fabric::start_with(ServiceConfig::new(dir), listen, concurrency).await
-    }
-
-    pub async fn start_with(
-        config: ServiceConfig,
-        listen: SocketAddr,
-        concurrency: Option<u32>,
-    ) -> anyhow::Result<Fabric> {
-        let dir = config.data_dir.clone();
-        let service = Service::open(config)?;
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let mut endpoint = EndpointConfig::new("local", url.clone());
-        endpoint.cache_dir = Some(dir.join("endpoint-cache"));
-        // Same machine: the endpoint reads the service's blobs in place.
-        endpoint.shared_blob_store = Some(dir.join("blobs"));
-        // A synthetic camera, so that camera functions run anywhere.
-        endpoint.cameras.push(ferry_endpoint::CameraConfig {
-            open: ferry_host::OpenAt::FirstUse,
-            ..ferry_endpoint::CameraConfig::from_spec("pattern=test-pattern:1280x720@30")?
-        });
-        if let Some(c) = concurrency {
-            endpoint.concurrency = c.max(1);
-        }
-        let (stop, rx) = tokio::sync::watch::channel(false);
-        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            tokio::select! {
-                _ = rx.wait_for(|s| *s) => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        };
-        let tasks = vec![
-            tokio::spawn(service.serve(listener, stopped(rx.clone()))),
-            tokio::spawn(ferry_endpoint::run(endpoint, stopped(rx))),
-        ];
-        Ok(Fabric { url, stop, tasks })
-    }
-
-    /// Runs until ctrl-c (or [`Fabric::stop`]).
-    pub async fn wait(self) -> anyhow::Result<()> {
-        for t in self.tasks {
-            t.await??;
-        }
-        Ok(())
-    }
-
-    pub async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(true);
-        self.wait().await
-    }
-}
-
 #[derive(clap::Args)]
 pub struct ServeArgs {
     #[arg(long, env = "FERRY_DATA_DIR")]
@@ -190,8 +123,8 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let dir = data_dir(args.data_dir)?;
     let pi = if args.demo {
         // Built before the fabric starts, so that both are ready together.
-        crate::guests::component("kmeans", None)?;
-        Some(crate::guests::component("pi", None)?)
+        ferry_local::component("kmeans", None)?;
+        Some(ferry_local::component("pi", None)?)
     } else {
         None
     };
@@ -209,22 +142,23 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                 fabric.wait().await?;
             }
             Some(pi) => {
-                let client = connect_when_ready(&fabric.url).await?;
+                let client = ferry_local::connect_when_ready(&fabric.url).await?;
                 pi_experiment(&client, "local", &pi).await?;
-                let kmeans = crate::kmeans::KmeansArgs {
+                let kmeans = ferry_local::KmeansArgs {
                     points: 400_000,
                     k: 7,
                     iterations: 60,
                     seed: 2016,
                     component: None,
                 };
-                crate::kmeans::demo(&client, "local", &kmeans, Path::new("kmeans.png")).await?;
+                crate::demos::kmeans_demo(&client, "local", &kmeans, Path::new("kmeans.png"))
+                    .await?;
                 pipeline_experiment(
                     &client,
                     ("local", "local"),
                     (
-                        &crate::guests::component("pipeline", None)?,
-                        &crate::guests::component("kmeans", None)?,
+                        &ferry_local::component("pipeline", None)?,
+                        &ferry_local::component("kmeans", None)?,
                     ),
                     400_000,
                     7,
@@ -234,7 +168,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                 camera_snapshot(
                     &client,
                     "local",
-                    &crate::guests::component("camera-snapshot", None)?,
+                    &ferry_local::component("camera-snapshot", None)?,
                     None,
                     (640, 360),
                     Path::new("camera.png"),
@@ -266,22 +200,4 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 pub(crate) async fn connect(service: &str) -> anyhow::Result<Client> {
     Ok(Client::connect(service).await?)
-}
-
-/// Connects once the service answers and its `local` endpoint is online.
-pub async fn connect_when_ready(url: &str) -> anyhow::Result<Client> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(c) = Client::connect(url).await
-            && let Ok(s) = c.status().await
-            && s.endpoints.iter().any(|e| e.name == "local" && e.online)
-        {
-            return Ok(c);
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the fabric at {url} did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

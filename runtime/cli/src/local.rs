@@ -94,8 +94,19 @@ pub fn inspect(file: &Path) -> anyhow::Result<ExitCode> {
     })?;
     let function = host.load(&bytes)?;
     println!("blake3: {}", function.id());
-    for export in function.exports() {
+    let (added, written): (Vec<_>, Vec<_>) = function
+        .exports()
+        .iter()
+        .partition(|e| e.toolchain().is_some());
+    for export in written {
         println!("{export}");
+    }
+    for export in added {
+        println!(
+            "hidden: {} ({}'s build-time hook)",
+            export.name(),
+            export.toolchain().unwrap_or_default()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

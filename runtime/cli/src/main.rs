@@ -1,17 +1,10 @@
 //! `ferry`: the command-line face of the ferry function fabric.
 
-mod bench;
-mod blobbench;
-mod camerabench;
 mod commands;
-mod dataflowbench;
 mod demos;
 mod fabric;
-mod guests;
-mod kmeans;
 mod local;
 mod scaffold;
-mod servicebench;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -89,7 +82,7 @@ enum Command {
     Demo(demos::DemoCommand),
     /// Measure ferry (medians over repeated runs; not a test).
     #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    Bench(ferry_bench::BenchCommand),
 }
 
 /// A closed stdout (`ferry run … | head -c 10`) ends the command quietly, as
@@ -136,7 +129,7 @@ fn main() -> ExitCode {
         Command::Graph { task_id } => commands::graph(&cli.service, &task_id),
         Command::Status => commands::status(&cli.service),
         Command::Demo(cmd) => demos::run(&cli.service, cmd),
-        Command::Bench(cmd) => bench::run(cmd),
+        Command::Bench(cmd) => ferry_bench::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -15,7 +15,7 @@ pub fn demo_camera(
     size: (u32, u32),
     out: &Path,
 ) -> anyhow::Result<ExitCode> {
-    let component = crate::guests::component("camera-snapshot", None)?;
+    let component = ferry_local::component("camera-snapshot", None)?;
     runtime()?.block_on(async {
         let client = connect(service.url()).await?;
         camera_snapshot(&client, endpoint, &component, device, size, out).await?;

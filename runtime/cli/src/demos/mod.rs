@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use ferry_host::{CallOptions, Host, HostConfig, Limits, LogEvent};
 
 pub use camera::{camera_snapshot, demo_camera};
-pub use kmeans::demo_kmeans;
+pub use kmeans::{demo as kmeans_demo, demo_kmeans};
 pub use pi::demo_pi;
 pub(crate) use pi::pi_experiment;
 pub use pipeline::{demo_pipeline, pipeline_experiment};
@@ -37,7 +37,7 @@ pub enum DemoCommand {
         #[arg(long, default_value = "local")]
         endpoint: String,
         #[command(flatten)]
-        args: crate::kmeans::KmeansArgs,
+        args: ferry_local::KmeansArgs,
         /// Where the scatter plot goes.
         #[arg(long, default_value = "kmeans.png")]
         out: std::path::PathBuf,
@@ -119,7 +119,7 @@ fn local() -> anyhow::Result<ExitCode> {
         ..CallOptions::default()
     };
 
-    let hello = host.load_file(crate::guests::component("hello", None)?)?;
+    let hello = host.load_file(ferry_local::component("hello", None)?)?;
     println!("hello  {}", hello.id());
     for e in hello.exports() {
         println!("  {e}");
@@ -137,7 +137,7 @@ fn local() -> anyhow::Result<ExitCode> {
         greet.result_to_json(out.result.as_ref())?
     );
 
-    let pi = host.load_file(crate::guests::component("pi", None)?)?;
+    let pi = host.load_file(ferry_local::component("pi", None)?)?;
     println!("\npi     {}", pi.id());
     let export = pi.export("pi")?;
     for seed in [1, 2, 3] {
@@ -151,7 +151,7 @@ fn local() -> anyhow::Result<ExitCode> {
         );
     }
 
-    let faults = host.load_file(crate::guests::component("faults", None)?)?;
+    let faults = host.load_file(ferry_local::component("faults", None)?)?;
     println!(
         "\nfaults {}  (each failure is contained; the host keeps serving)",
         faults.id()

@@ -13,7 +13,7 @@ pub fn demo_pi(
     endpoint: String,
     component: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
-    let path = crate::guests::component("pi", component)?;
+    let path = ferry_local::component("pi", component)?;
     runtime()?.block_on(async {
         let client = connect(service.url()).await?;
         pi_experiment(&client, &endpoint, &path).await?;

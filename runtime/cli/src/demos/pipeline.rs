@@ -16,8 +16,8 @@ pub fn demo_pipeline(
     k: u32,
     seed: u64,
 ) -> anyhow::Result<ExitCode> {
-    let pipeline = crate::guests::component("pipeline", None)?;
-    let kmeans = crate::guests::component("kmeans", None)?;
+    let pipeline = ferry_local::component("pipeline", None)?;
+    let kmeans = ferry_local::component("kmeans", None)?;
     runtime()?.block_on(async {
         let client = connect(service.url()).await?;
         pipeline_experiment(

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use ferry_client::{BlobRef, Client, WitResult};
 
-use crate::bench::median;
+use crate::median;
 
 const MIB: u64 = 1 << 20;
 /// Bytes per read of the guest.
@@ -71,7 +71,7 @@ pub fn run(
     runs: u32,
     base: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let path = crate::guests::component("blob-probe", component)?;
+    let path = ferry_local::component("blob-probe", component)?;
     let dir = base
         .unwrap_or_else(std::env::temp_dir)
         .join(format!("ferry-bench-blob-{}", std::process::id()));
@@ -81,7 +81,7 @@ pub fn run(
         .context("starting the async runtime")?;
     let result = runtime.block_on(async {
         let fabric =
-            crate::fabric::Fabric::start(&dir.join("fabric"), "127.0.0.1:0".parse()?, None).await?;
+            ferry_local::Fabric::start(&dir.join("fabric"), "127.0.0.1:0".parse()?, None).await?;
         let mut remote = ferry_endpoint::EndpointConfig::new("remote", fabric.url.clone());
         remote.cache_dir = Some(dir.join("remote-cache"));
         remote.gpu = ferry_host::GpuChoice::None;
@@ -89,7 +89,7 @@ pub fn run(
         let remote = tokio::spawn(ferry_endpoint::run(remote, async {
             let _ = stopped.await;
         }));
-        let client = crate::fabric::connect_when_ready(&fabric.url).await?;
+        let client = ferry_local::connect_when_ready(&fabric.url).await?;
         let f = client.register(&std::fs::read(&path)?).await?;
         let result = measure(&client, &f.id, mib, runs, &dir).await;
         let _ = stop.send(());

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use ferry_client::{Client, Graph};
 
-use crate::bench::median;
+use crate::median;
 
 pub async fn run(client: &Client, f: &str, links: usize, runs: u32) -> anyhow::Result<()> {
     let mut chain = Vec::new();

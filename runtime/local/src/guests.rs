@@ -8,6 +8,8 @@ use std::sync::OnceLock;
 
 use anyhow::bail;
 
+/// The example component `name`: `explicit` if given, else built (once per
+/// process) from this checkout's `examples/`.
 pub fn component(name: &str, explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(path) = explicit {
         return Ok(path);

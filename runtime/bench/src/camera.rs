@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use ferry_host::camera::{Backend, TestPattern};
 use ferry_host::{CallOptions, Camera, Host, HostConfig, Limits, OpenAt};
 
-use crate::bench::median;
+use crate::median;
 
 /// The test pattern's pace: high enough that drawing, not the clock, bounds it.
 const FPS: f32 = 1000.0;
 
 pub fn run(component: Option<PathBuf>, seconds: f64) -> anyhow::Result<()> {
-    let path = crate::guests::component("camera-snapshot", component)?;
+    let path = ferry_local::component("camera-snapshot", component)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

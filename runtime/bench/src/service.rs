@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use ferry_service::{RedbStore, Service, ServiceConfig, Store, TaskRecord, TaskState};
 
-use crate::bench::{fmt, median};
+use crate::{fmt, median};
 
 pub fn run(
     component: Option<PathBuf>,
@@ -108,7 +108,7 @@ fn register(
     mib: u64,
     runs: u32,
 ) -> anyhow::Result<(Duration, usize)> {
-    let path = crate::guests::component("kmeans", component)?;
+    let path = ferry_local::component("kmeans", component)?;
     let base = std::fs::read(&path)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

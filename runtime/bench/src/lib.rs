@@ -1,6 +1,13 @@
 //! `ferry bench`: medians over repeated runs, printed as tables.
 //!
-//! These are measurements, not tests; compare ratios taken in one run.
+//! These are measurements, not tests; compare ratios taken in one run. Each
+//! benchmark is one module; the CLI hands its `bench` subcommand here.
+
+mod blob;
+mod camera;
+mod dataflow;
+mod kmeans;
+mod service;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,7 +55,7 @@ pub enum BenchCommand {
     /// and the GPU path against both, on this machine's best adapter.
     Kmeans {
         #[command(flatten)]
-        args: crate::kmeans::KmeansArgs,
+        args: ferry_local::KmeansArgs,
         /// Runs of each (the median is reported).
         #[arg(long, default_value_t = 5)]
         runs: u32,
@@ -156,7 +163,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         dir,
     } = cmd
     {
-        crate::blobbench::run(component, mib.max(1), runs.max(1), dir)?;
+        blob::run(component, mib.max(1), runs.max(1), dir)?;
         return Ok(ExitCode::SUCCESS);
     }
     if let BenchCommand::Dataflow {
@@ -166,11 +173,11 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     } = cmd
     {
         return fabric_bench("dataflow-probe", component, move |c, f| {
-            Box::pin(crate::dataflowbench::run(c, f, links.max(2), runs.max(1)))
+            Box::pin(dataflow::run(c, f, links.max(2), runs.max(1)))
         });
     }
     if let BenchCommand::Camera { component, seconds } = cmd {
-        crate::camerabench::run(component, seconds.max(0.1))?;
+        camera::run(component, seconds.max(0.1))?;
         return Ok(ExitCode::SUCCESS);
     }
     if let BenchCommand::Service {
@@ -181,11 +188,11 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         keep,
     } = cmd
     {
-        crate::servicebench::run(component, finished, mib.max(1), runs.max(1), keep)?;
+        service::run(component, finished, mib.max(1), runs.max(1), keep)?;
         return Ok(ExitCode::SUCCESS);
     }
     if let BenchCommand::Kmeans { args, runs } = &cmd {
-        crate::kmeans::bench(args, (*runs).max(1))?;
+        kmeans::bench(args, (*runs).max(1))?;
         return Ok(ExitCode::SUCCESS);
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -238,7 +245,7 @@ async fn instantiate(
     batch: u32,
     batches: u32,
 ) -> anyhow::Result<ExitCode> {
-    let path = crate::guests::component("noop", component)?;
+    let path = ferry_local::component("noop", component)?;
     let f = host.load_file(&path)?;
     let export = f.export("noop")?;
     let limits = Limits::default();
@@ -278,7 +285,7 @@ async fn pi(
     points: u64,
     runs: u32,
 ) -> anyhow::Result<ExitCode> {
-    let path = crate::guests::component("pi", component)?;
+    let path = ferry_local::component("pi", component)?;
     let f = host.load_file(&path)?;
     let export = f.export("pi")?;
     let args = export.args_from_json_strs(&[points.to_string(), "42".to_owned()])?;
@@ -344,15 +351,15 @@ fn fabric_bench(
     component: Option<PathBuf>,
     body: impl for<'a> FnOnce(&'a ferry_client::Client, &'a str) -> BenchFuture<'a>,
 ) -> anyhow::Result<ExitCode> {
-    let path = crate::guests::component(guest, component)?;
+    let path = ferry_local::component(guest, component)?;
     let dir = std::env::temp_dir().join(format!("ferry-bench-{}", std::process::id()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     let result = runtime.block_on(async {
-        let fabric = crate::fabric::Fabric::start(&dir, "127.0.0.1:0".parse()?, None).await?;
-        let client = crate::fabric::connect_when_ready(&fabric.url).await?;
+        let fabric = ferry_local::Fabric::start(&dir, "127.0.0.1:0".parse()?, None).await?;
+        let client = ferry_local::connect_when_ready(&fabric.url).await?;
         let f = client.register(&std::fs::read(&path)?).await?;
         body(&client, &f.id).await?;
         fabric.stop().await
