@@ -51,6 +51,61 @@ fn inspect_prints_the_hash_and_wit_signatures() {
     );
 }
 
+/// A componentize-py component exports `exports#init`, the hook its build
+/// step calls; `ferry inspect` lists the functions a user wrote, and says
+/// that it hid the hook.
+#[test]
+fn inspect_hides_the_exports_a_toolchain_adds() {
+    let tool = ferry_testkit::componentize_py();
+    ferry_testkit::require!(
+        tool.is_some(),
+        "componentize-py (bash .ci/setup installs it)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("wit")).unwrap();
+    std::fs::write(
+        dir.path().join("wit/world.wit"),
+        "package ferry-examples:adder;\nworld adder {\n    export add: func(a: s64, b: s64) -> s64;\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("app.py"),
+        "import wit_world\n\nclass WitWorld(wit_world.WitWorld):\n    def add(self, a: int, b: int) -> int:\n        return a + b\n",
+    )
+    .unwrap();
+    let built = Command::new(tool.unwrap())
+        .current_dir(dir.path())
+        .args([
+            "-d",
+            "wit",
+            "-w",
+            "adder",
+            "componentize",
+            "app",
+            "-o",
+            "adder.wasm",
+        ])
+        .output()
+        .expect("running componentize-py");
+    assert!(built.status.success(), "{}", stderr(&built));
+    let wasm = dir.path().join("adder.wasm").display().to_string();
+    let out = ferry(&["inspect", &wasm]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("\nadd: func(a: s64, b: s64) -> s64\n"),
+        "{text}"
+    );
+    assert!(!text.contains("exports#init:"), "{text}");
+    assert!(
+        text.contains("hidden: exports#init (componentize-py's build-time hook)"),
+        "{text}"
+    );
+    let out = ferry(&["run", &wasm, "add", "40", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "42");
+}
+
 #[test]
 fn run_prints_the_result_as_json() {
     let out = ferry(&["run", &path("pi"), "pi", "1000000", "42"]);

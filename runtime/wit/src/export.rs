@@ -48,6 +48,18 @@ impl Export {
         &self.signature
     }
 
+    /// The toolchain that added this export for its own use, when it is
+    /// one: componentize-py's `exports#init`, the hook its build step calls
+    /// to load the Python code. Such an export is not a function a user
+    /// wrote, so listings leave it out and short names never find it.
+    pub fn toolchain(&self) -> Option<&'static str> {
+        let params: Vec<&str> = self.params().iter().map(|(n, _)| n.as_str()).collect();
+        (self.interface.as_deref() == Some("exports")
+            && self.func == "init"
+            && params == ["app-name", "symbols", "stub-wasi"])
+        .then_some("componentize-py")
+    }
+
     pub fn params(&self) -> &[(String, WitType)] {
         &self.signature.params
     }
@@ -204,7 +216,10 @@ pub fn find<'a, T: AsRef<Export>>(exports: &'a [T], name: &str) -> Result<&'a T,
     if let Some(e) = exports.iter().find(|e| e.as_ref().name == name) {
         return Ok(e);
     }
-    let matches: Vec<&T> = exports.iter().filter(|e| e.as_ref().func == name).collect();
+    let matches: Vec<&T> = exports
+        .iter()
+        .filter(|e| e.as_ref().func == name && e.as_ref().toolchain().is_none())
+        .collect();
     let names = |list: &mut dyn Iterator<Item = &Export>| {
         list.map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
     };
@@ -215,7 +230,12 @@ pub fn find<'a, T: AsRef<Export>>(exports: &'a [T], name: &str) -> Result<&'a T,
             available: if exports.is_empty() {
                 "(nothing)".to_owned()
             } else {
-                names(&mut exports.iter().map(AsRef::as_ref))
+                names(
+                    &mut exports
+                        .iter()
+                        .map(AsRef::as_ref)
+                        .filter(|e| e.toolchain().is_none()),
+                )
             },
         }),
         many => Err(Error::AmbiguousExport {
@@ -228,5 +248,40 @@ pub fn find<'a, T: AsRef<Export>>(exports: &'a [T], name: &str) -> Result<&'a T,
 impl AsRef<Export> for Export {
     fn as_ref(&self) -> &Export {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sig(params: &[&str]) -> Signature {
+        Signature {
+            params: params
+                .iter()
+                .map(|p| (p.to_string(), WitType::String))
+                .collect(),
+            result: None,
+        }
+    }
+
+    #[test]
+    fn componentize_pys_init_hook_is_marked_and_short_names_skip_it() {
+        let hook = Export::new(
+            Some("exports"),
+            "init",
+            sig(&["app-name", "symbols", "stub-wasi"]),
+        );
+        let mine = Export::new(Some("exports"), "init", sig(&["path"]));
+        let add = Export::new(None, "add", sig(&["a"]));
+        assert_eq!(hook.toolchain(), Some("componentize-py"));
+        assert_eq!(mine.toolchain(), None, "a user's own init is theirs");
+        assert_eq!(add.toolchain(), None);
+        let all = [hook.clone(), add.clone()];
+        assert!(
+            matches!(find(&all, "init"), Err(Error::UnknownExport { available, .. }) if available == "add")
+        );
+        assert_eq!(find(&all, "exports#init").unwrap(), &hook);
+        assert_eq!(find(&[hook, mine.clone()], "init").unwrap(), &mine);
     }
 }

@@ -121,6 +121,16 @@ pub fn have(program: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// componentize-py: the one `.ci/setup` installs under `target/py`, else one
+/// on PATH.
+pub fn componentize_py() -> Option<PathBuf> {
+    let ours = repo_root().join("target/py/bin/componentize-py");
+    if ours.exists() {
+        return Some(ours);
+    }
+    have("componentize-py").then(|| PathBuf::from("componentize-py"))
+}
+
 /// Whether `cargo component` is installed.
 pub fn have_cargo_component() -> bool {
     cargo()

@@ -134,9 +134,11 @@ impl functions_server::Functions for Service {
             let record = FunctionRecord {
                 id: id.clone(),
                 size,
+                // What a user wrote: the hooks a toolchain adds are left out.
                 exports: f
                     .exports
                     .iter()
+                    .filter(|e| e.toolchain().is_none())
                     .map(|e| (e.name().to_owned(), e.signature().to_string()))
                     .collect(),
                 imports: f.imports.clone(),
