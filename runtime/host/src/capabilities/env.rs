@@ -5,11 +5,9 @@
 
 use std::str::FromStr;
 
-use ferry_policy::{Offer, Resource};
-use wasmtime::component::Linker;
-
-use super::{Capability, Lent, Prepare, TaskState, partition};
+use super::{Capability, Lent, Prepare, partition};
 use crate::{Error, Host};
+use ferry_policy::{Offer, Resource};
 
 /// One variable an endpoint passes to functions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,14 +47,6 @@ impl Capability for Factor {
     const INTERFACE: Option<&'static str> = None;
     type Grant = Vec<Lent<EnvVar>>;
     type State = ();
-
-    fn add_to_linker(
-        _: &mut Linker<TaskState>,
-        _: fn(&mut TaskState) -> &mut (),
-    ) -> wasmtime::Result<()> {
-        // `wasi:cli/environment` is linked with the rest of WASI.
-        Ok(())
-    }
 
     fn advertise(vars: &Self::Grant, _: &Host) -> Vec<Offer> {
         vars.iter()

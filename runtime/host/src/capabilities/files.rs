@@ -12,10 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ferry_policy::{Offer, Resource};
-use wasmtime::component::Linker;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use super::{Capability, Lent, Prepare, TaskState, partition};
+use super::{Capability, Lent, Prepare, partition};
 use crate::{Error, Host};
 
 /// Where every task's private scratch directory appears.
@@ -204,14 +203,6 @@ impl Capability for Factor {
     const INTERFACE: Option<&'static str> = None;
     type Grant = Files;
     type State = ();
-
-    fn add_to_linker(
-        _: &mut Linker<TaskState>,
-        _: fn(&mut TaskState) -> &mut (),
-    ) -> wasmtime::Result<()> {
-        // `wasi:filesystem` is linked with the rest of WASI.
-        Ok(())
-    }
 
     fn advertise(files: &Files, _: &Host) -> Vec<Offer> {
         files

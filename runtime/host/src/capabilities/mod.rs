@@ -74,11 +74,14 @@ pub(crate) trait Capability {
     /// Per-task state, kept in the task's store and dropped with it.
     type State: Send + 'static;
 
-    /// Adds the interface to the host's linker.
+    /// Adds the interface to the host's linker. A capability made of WASI
+    /// alone has nothing to add: WASI is linked whole.
     fn add_to_linker(
-        linker: &mut Linker<TaskState>,
-        get: fn(&mut TaskState) -> &mut Self::State,
-    ) -> wasmtime::Result<()>;
+        _linker: &mut Linker<TaskState>,
+        _get: fn(&mut TaskState) -> &mut Self::State,
+    ) -> wasmtime::Result<()> {
+        Ok(())
+    }
 
     /// What the endpoint has, to advertise in its hello.
     fn advertise(grant: &Self::Grant, host: &Host) -> Vec<Offer>;
