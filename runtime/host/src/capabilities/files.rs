@@ -120,9 +120,11 @@ impl Drop for Spares {
     }
 }
 
+/// The number in the next scratch directory's name.
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
 impl Scratch {
     fn create(root: &Path, spares: &Arc<Spares>) -> Result<Scratch, Error> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
         {
             let mut list = spares.list();
             if let Some(i) = list.iter().rposition(|(r, _)| r == root) {
@@ -136,18 +138,27 @@ impl Scratch {
         }
         std::fs::create_dir_all(root)
             .map_err(|e| Error::io(format!("creating scratch root {}", root.display()), e))?;
-        let name = format!(
-            "task-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = root.join(name);
         let mut builder = std::fs::DirBuilder::new();
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder
-            .create(&path)
-            .map_err(|e| Error::io(format!("creating scratch {}", path.display()), e))?;
+        // A process killed earlier leaves its directories behind, and a
+        // later one may get its pid: a name taken is passed over, never
+        // shared.
+        let path = loop {
+            let name = format!(
+                "task-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            );
+            let path = root.join(name);
+            match builder.create(&path) {
+                Ok(()) => break path,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(Error::io(format!("creating scratch {}", path.display()), e));
+                }
+            }
+        };
         Ok(Scratch {
             path,
             root: root.to_owned(),
@@ -343,5 +354,27 @@ mod tests {
         assert!(kept.exists());
         drop(spares);
         assert!(!kept.exists(), "spares go with their host");
+    }
+
+    #[test]
+    fn a_name_left_by_an_earlier_process_is_passed_over() {
+        let root = tempfile::tempdir().unwrap();
+        // What a killed process of the same pid left: the next names taken,
+        // one with a file in it.
+        let next = NEXT.load(Ordering::Relaxed);
+        for n in next..next + 100 {
+            let dir = root.path().join(format!("task-{}-{n}", std::process::id()));
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::write(dir.join("theirs"), b"x").unwrap();
+        }
+        let s = Scratch::create(root.path(), &Arc::default()).unwrap();
+        assert_eq!(std::fs::read_dir(&s.path).unwrap().count(), 0);
+        let left = root
+            .path()
+            .join(format!("task-{}-{next}", std::process::id()));
+        assert!(
+            left.join("theirs").exists(),
+            "another's directory is left alone"
+        );
     }
 }
