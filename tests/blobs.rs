@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -22,7 +22,7 @@ const MIB: u64 = 1 << 20;
     reason = "reaped by wait4, which also reports its peak RSS"
 )]
 fn ferry_measured(args: &[&str]) -> (bool, String, String, u64) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let mut child = common::command()
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

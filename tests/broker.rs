@@ -136,15 +136,22 @@ async fn a_foreign_session_cannot_forge_results_and_the_real_ones_arrive() {
     let ids: Vec<String> = futures.iter().map(|f| f.task_id().to_owned()).collect();
     until(&client, "a task in flight", |s| in_flight(s, "local") > 0).await;
 
-    // A second process, built from the proto alone, says Hello as `local`,
-    // takes no credits, and reports made-up results for every task, with
-    // every lease number it might guess.
+    // A second process, built from the proto alone and holding `local`'s
+    // own credential (as a second agent of it would), says Hello as
+    // `local`, takes no credits, and reports made-up results for every
+    // task, with every lease number it might guess.
+    let credential = ferry_proto::credentials::read(
+        &common::config_dir().join("credentials"),
+        &ferry_proto::credentials::endpoint_key(&format!("http://127.0.0.1:{port}"), "local"),
+    )
+    .expect("the endpoint saved the credential it registered");
     let channel = ferry_proto::dial(&format!("http://127.0.0.1:{port}"))
         .unwrap()
         .connect()
         .await
         .unwrap();
-    let mut rogue = EndpointsClient::new(channel);
+    let mut rogue =
+        EndpointsClient::new(ferry_proto::auth::conn(channel, Some(&credential)).unwrap());
     let forged = rmp_serde::to_vec(&-1.0f64).unwrap();
     let mut messages = vec![pb::EndpointMessage {
         kind: Some(pb::endpoint_message::Kind::Hello(pb::Hello {
@@ -424,7 +431,7 @@ async fn ferry_logs_shows_a_remote_tasks_output_and_metrics_parse() {
     assert_eq!(greet.await.unwrap(), "Hello, logs!");
 
     let url = format!("http://127.0.0.1:{port}");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let out = common::command()
         .args(["--service", &url, "logs", &chatty_id])
         .output()
         .unwrap();
@@ -436,7 +443,7 @@ async fn ferry_logs_shows_a_remote_tasks_output_and_metrics_parse() {
         "{stdout}"
     );
     assert!(stderr.contains("stderr line 1"), "{stderr}");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let out = common::command()
         .args(["--service", &url, "logs", &greet_id])
         .output()
         .unwrap();
@@ -458,7 +465,7 @@ async fn ferry_logs_shows_a_remote_tasks_output_and_metrics_parse() {
         .unwrap();
     let noisy_id = noisy.task_id().to_owned();
     assert!(noisy.await.is_err(), "noisy-boom must fail");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let out = common::command()
         .args(["--service", &url, "logs", &noisy_id])
         .output()
         .unwrap();

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 use ferry_client::{ClientError, FailureKind, Requirement, SubmitOptions, WitResult};
 use ferry_testkit::guest_bytes;
@@ -133,7 +131,7 @@ async fn grants_are_checked_at_submit_and_snapshots_come_back_as_png() {
     let out = dir.path().join("snap.png");
     let url = format!("http://127.0.0.1:{port}");
     let probe = ferry_testkit::guest("camera-snapshot");
-    let done = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let done = common::command()
         .args([
             "--service",
             &url,

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -65,7 +64,7 @@ async fn a_diamond_runs_in_the_service_while_the_client_is_gone() {
         .parse()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let out = common::command()
         .args(["--service", &url, "result", &d_id, "--wait"])
         .output()
         .unwrap();
@@ -82,7 +81,7 @@ async fn a_diamond_runs_in_the_service_while_the_client_is_gone() {
     assert_eq!(got, seed * seed + seed + 10);
 
     // `ferry graph` shows d's ancestors and their states.
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let out = common::command()
         .args(["--service", &url, "graph", &d_id])
         .output()
         .unwrap();
@@ -249,7 +248,7 @@ async fn references_are_checked_at_submit() {
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
     let arg = format!(r#"{{"$task": "{}"}}"#, n.task_id());
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let out = common::command()
         .args([
             "--service",
             &url,
@@ -371,7 +370,7 @@ async fn memoized_results_run_nothing_the_second_time() {
     assert!(client.task(&id).await.unwrap().cache_hit);
     // `ferry cache clear` forgets.
     let url = format!("http://127.0.0.1:{port}");
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let out = common::command()
         .args(["--service", &url, "cache", "clear"])
         .output()
         .unwrap();
@@ -507,7 +506,7 @@ async fn the_pipeline_runs_across_two_endpoints_and_only_the_summary_returns() {
     ready(port, "maker", 1).await;
     let client = ready(port, "cruncher", 1).await;
     let url = format!("http://127.0.0.1:{port}");
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let out = common::command()
         .args([
             "--service",
             &url,

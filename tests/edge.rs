@@ -28,6 +28,7 @@ async fn an_endpoint_in_a_small_address_space_falls_back_and_runs_tasks() {
     let _ep = Proc(
         Command::new("sh")
             .args(["-c", &script])
+            .env("FERRY_CONFIG_DIR", common::config_dir())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -91,6 +92,8 @@ async fn the_aarch64_endpoint_under_qemu_gives_the_x86_answers() {
             ])
             .arg("--cache-dir")
             .arg(dir.path().join("arm"))
+            .env("FERRY_CONFIG_DIR", common::config_dir())
+            .env_remove("FERRY_TOKEN")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&arm_log).unwrap())

@@ -1,7 +1,7 @@
 //! The fabric across real processes on loopback: `ferry serve`, `ferry
 //! endpoint start` and `ferry up`, driven through ferry-client and the CLI.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 mod common;
@@ -163,9 +163,7 @@ async fn reregistering_uploads_nothing_and_bad_input_gets_clear_statuses() {
         "JSON array",
     );
 
-    let mut raw = FunctionsClient::connect(format!("http://127.0.0.1:{port}"))
-        .await
-        .unwrap();
+    let mut raw = FunctionsClient::new(common::channel(port).await);
     let upload = |id: String, data: Vec<u8>| {
         tokio_stream_iter(vec![pb::RegisterChunk {
             id,
@@ -254,7 +252,7 @@ fn up_then_call_from_a_second_process() {
     let pi = ferry_testkit::guest("pi");
     let deadline = Instant::now() + Duration::from_secs(60);
     let out = loop {
-        let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        let out = common::command()
             .args([
                 "call",
                 "--endpoint",
@@ -281,7 +279,7 @@ fn up_then_call_from_a_second_process() {
     assert_eq!(v, estimate::pi(1_000_000, 42));
     assert!((v - std::f64::consts::PI).abs() <= 0.01);
 
-    let status = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let status = common::command()
         .arg("status")
         .env("FERRY_SERVICE", &url)
         .output()
@@ -545,7 +543,7 @@ async fn demo_kmeans_runs_both_paths_and_writes_the_plot() {
         .any(|e| e.name == "lab" && e.gpu.is_some());
     let png = dir.path().join("plot.png");
     let url = format!("http://127.0.0.1:{port}");
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let out = common::command()
         .args(["--service", &url, "demo", "kmeans", "--endpoint", "lab"])
         .args(["--points", "30000", "--out"])
         .arg(&png)
@@ -639,10 +637,7 @@ async fn blobs_stream_by_hash_and_a_re_put_sends_nothing() {
     assert!(e.to_string().contains("is not a blob hash"), "{e}");
 
     // Bytes that do not match their declared hash are refused and not kept.
-    let mut raw =
-        ferry_proto::v1::blobs_client::BlobsClient::connect(format!("http://127.0.0.1:{port}"))
-            .await
-            .unwrap();
+    let mut raw = ferry_proto::v1::blobs_client::BlobsClient::new(common::channel(port).await);
     let lie = ferry_proto::v1::BlobChunk {
         hash: unknown.clone(),
         size: 5,
@@ -668,7 +663,7 @@ async fn blobs_stream_by_hash_and_a_re_put_sends_nothing() {
     let url = format!("http://127.0.0.1:{port}");
     let small = dir.path().join("small.txt");
     std::fs::write(&small, "blob by reference").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let out = common::command()
         .args(["--service", &url, "blob", "put"])
         .arg(&small)
         .output()
@@ -684,7 +679,7 @@ async fn blobs_stream_by_hash_and_a_re_put_sends_nothing() {
         blake3::hash(b"blob by reference").to_hex().as_str()
     );
     let fetched = dir.path().join("fetched.txt");
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let out = common::command()
         .args(["--service", &url, "blob", "get", &printed, "-o"])
         .arg(&fetched)
         .output()

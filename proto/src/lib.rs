@@ -3,6 +3,8 @@
 
 #![allow(clippy::all, missing_docs)]
 
+pub mod auth;
+pub mod credentials;
 mod policy;
 pub mod transfer;
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tonic::transport::Channel;
+use crate::auth::Conn;
 
 use crate::v1::{BlobChunk, BlobInfo, GetBlobRequest, blobs_client::BlobsClient};
 
@@ -211,7 +211,7 @@ pub fn read_chunk(f: &mut impl std::io::Read) -> std::io::Result<Vec<u8>> {
 /// Uploads the file at `path`, whose blake3 and size the caller knows, in
 /// chunks; memory stays at a few chunks whatever the size.
 pub async fn put_file(
-    client: &mut BlobsClient<Channel>,
+    client: &mut BlobsClient<Conn>,
     path: &Path,
     hash: &str,
     size: u64,
@@ -270,7 +270,7 @@ pub enum Durability {
 /// `size`, when given) on the way; `dest` appears only once verified.
 /// Returns the blob's size.
 pub async fn get_file(
-    client: &mut BlobsClient<Channel>,
+    client: &mut BlobsClient<Conn>,
     hash: &str,
     size: Option<u64>,
     dest: &Path,

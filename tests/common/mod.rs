@@ -26,11 +26,56 @@ impl Proc {
     }
 }
 
+/// Where this test process's `ferry` children keep their credentials (each
+/// loopback `ferry serve` saves its admin token there), apart from the
+/// user's own.
+pub fn config_dir() -> &'static Path {
+    static DIR: std::sync::LazyLock<std::path::PathBuf> = std::sync::LazyLock::new(|| {
+        let d =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("config-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    });
+    &DIR
+}
+
+/// `ferry`, with this test process's credentials and no token from the
+/// environment.
+pub fn command() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    c.env("FERRY_CONFIG_DIR", config_dir())
+        .env_remove("FERRY_TOKEN");
+    c
+}
+
+/// The token the service on `port` saved for itself.
+pub fn token(port: u16) -> Option<String> {
+    ferry_proto::credentials::read(
+        &config_dir().join("credentials"),
+        &format!("http://127.0.0.1:{port}"),
+    )
+}
+
+/// A client of the service on `port`, with its admin token.
+pub async fn client(port: u16) -> Result<Client, ferry_client::ClientError> {
+    Client::connect_as(format!("http://127.0.0.1:{port}"), token(port).as_deref()).await
+}
+
+/// A raw connection to the service on `port`, with its admin token.
+pub async fn channel(port: u16) -> ferry_proto::auth::Conn {
+    let channel = ferry_proto::dial(&format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    ferry_proto::auth::conn(channel, token(port).as_deref()).unwrap()
+}
+
 /// A `ferry` child. Its log goes to `$FERRY_TEST_LOGS/<n>-<command>.log`
 /// when that is set (with `RUST_LOG` as given), and nowhere otherwise.
 pub fn ferry(args: &[&str]) -> Command {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    let mut c = command();
     c.args(args).stdin(Stdio::null()).stdout(Stdio::null());
     let log = std::env::var_os("FERRY_TEST_LOGS").and_then(|dir| {
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -107,7 +152,7 @@ pub fn endpoint_with(
 pub async fn ready(port: u16, endpoint: &str, sessions: u32) -> Client {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(c) = Client::connect(format!("http://127.0.0.1:{port}")).await
+        if let Ok(c) = client(port).await
             && let Ok(s) = c.status().await
             && s.endpoints
                 .iter()

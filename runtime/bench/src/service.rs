@@ -122,13 +122,16 @@ fn register(
         let data_dir = dir.join(run.to_string());
         let took = runtime.block_on(async {
             let service = Service::open(ServiceConfig::new(&data_dir))?;
+            let token = service
+                .bootstrap()?
+                .context("a fresh service makes its admin")?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let url = format!("http://{}", listener.local_addr()?);
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let server = tokio::spawn(service.serve(listener, async {
                 let _ = stopped.await;
             }));
-            let client = connect(&url).await?;
+            let client = connect(&url, &token).await?;
             let start = Instant::now();
             client.register(&bytes).await?;
             let took = start.elapsed();
@@ -142,10 +145,10 @@ fn register(
 }
 
 /// Connects once the service answers (it runs no endpoint here).
-async fn connect(url: &str) -> anyhow::Result<ferry_client::Client> {
+async fn connect(url: &str, token: &str) -> anyhow::Result<ferry_client::Client> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(c) = ferry_client::Client::connect(url).await
+        if let Ok(c) = ferry_client::Client::connect_as(url, Some(token)).await
             && c.status().await.is_ok()
         {
             return Ok(c);

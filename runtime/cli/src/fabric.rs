@@ -20,11 +20,36 @@ pub struct ServiceArg {
     /// endpoint's config file may name its own).
     #[arg(long, env = "FERRY_SERVICE", global = true)]
     pub service: Option<String>,
+    /// The token to present (else `FERRY_TOKEN`, else the one `ferry
+    /// login` saved for the service).
+    #[arg(long, global = true)]
+    pub token: Option<String>,
 }
 
 impl ServiceArg {
     pub fn url(&self) -> &str {
         self.service.as_deref().unwrap_or(DEFAULT_SERVICE)
+    }
+
+    /// Connects with the token found for the service.
+    pub async fn connect(&self) -> anyhow::Result<Client> {
+        let url = self.url();
+        let token = ferry_proto::credentials::token_for(url, self.token.as_deref());
+        Ok(Client::connect_as(url, token.as_deref()).await?)
+    }
+}
+
+/// Saves `token` for `url` in the credentials file, so that every later
+/// `ferry` command on this machine finds it; says where, or why not.
+fn save_local_credentials(url: &str, token: &str) -> String {
+    match ferry_proto::credentials::file() {
+        None => {
+            "no config directory (set HOME or FERRY_CONFIG_DIR), so no credentials saved".into()
+        }
+        Some(path) => match ferry_proto::credentials::store(&path, url, token) {
+            Ok(()) => format!("saved for {url} in {}", path.display()),
+            Err(e) => format!("could not save it in {}: {e}", path.display()),
+        },
     }
 }
 
@@ -136,13 +161,19 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             fabric.url,
             dir.display()
         );
+        println!(
+            "admin token{} in {}; {}",
+            if fabric.first_start { " (new)" } else { "" },
+            dir.join(ferry_service::ADMIN_TOKEN_FILE).display(),
+            save_local_credentials(&fabric.url, &fabric.token)
+        );
         match pi {
             None => {
                 println!("try: ferry call --endpoint local pi.wasm pi 1000000 42   (ctrl-c stops)");
                 fabric.wait().await?;
             }
             Some(pi) => {
-                let client = ferry_local::connect_when_ready(&fabric.url).await?;
+                let client = ferry_local::connect_when_ready(&fabric.url, &fabric.token).await?;
                 pi_experiment(&client, "local", &pi).await?;
                 let kmeans = ferry_local::KmeansArgs {
                     points: 400_000,
@@ -185,19 +216,32 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let dir = data_dir(args.data_dir)?;
     runtime()?.block_on(async move {
         let service = Service::open(args.caps.config(&dir))?;
+        let made = service.bootstrap()?;
+        let token_file = dir.join(ferry_service::ADMIN_TOKEN_FILE);
+        // On loopback, whoever runs the service is its user: the admin's
+        // token is saved for this URL, as `ferry up` does. Saved before
+        // the port is bound, so that nothing that reaches the service can
+        // find the file without it.
+        let local = args.listen.ip().is_loopback();
+        let save = |url: &str| match ferry_local::admin_token(&dir) {
+            Ok(token) => println!("admin token {}", save_local_credentials(url, &token)),
+            Err(e) => println!("no admin token saved: {e:#}"),
+        };
+        if local && args.listen.port() != 0 {
+            save(&format!("http://{}", args.listen));
+        }
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
-        println!(
-            "ferry service on http://{}, data in {}",
-            listener.local_addr()?,
-            dir.display()
-        );
+        let url = format!("http://{}", listener.local_addr()?);
+        println!("ferry service on {url}, data in {}", dir.display());
+        if made.is_some() {
+            println!("first start: an admin token is in {}", token_file.display());
+        }
+        if local && args.listen.port() == 0 {
+            save(&url);
+        }
         service.serve(listener, shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
     })
-}
-
-pub(crate) async fn connect(service: &str) -> anyhow::Result<Client> {
-    Ok(Client::connect(service).await?)
 }

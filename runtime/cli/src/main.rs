@@ -77,6 +77,22 @@ enum Command {
     Graph { task_id: String },
     /// Endpoints (state, capacity, last heartbeat) and task counts by state.
     Status,
+    /// Check a token against a service and save it for that service's URL.
+    Login {
+        /// The service, e.g. `https://ferry.example.org:7171`.
+        url: String,
+        /// The token (default: read a line from stdin).
+        #[arg(long = "with-token")]
+        with_token: Option<String>,
+    },
+    /// Who the token in use speaks for.
+    Whoami,
+    /// Users of the service (admin only).
+    #[command(subcommand)]
+    User(commands::UserCommand),
+    /// Your tokens: create, list, revoke.
+    #[command(subcommand)]
+    Token(commands::TokenCommand),
     /// Run a demonstration.
     #[command(subcommand)]
     Demo(demos::DemoCommand),
@@ -116,7 +132,7 @@ fn main() -> ExitCode {
         Command::New(args) => scaffold::new(args),
         Command::Up(args) => fabric::up(args),
         Command::Serve(args) => fabric::serve(args),
-        Command::Endpoint(cmd) => commands::endpoint(cmd),
+        Command::Endpoint(cmd) => commands::endpoint(&cli.service, cmd),
         Command::Fn(cmd) => commands::func(&cli.service, cmd),
         Command::Cache(cmd) => commands::cache(&cli.service, cmd),
         Command::Blob(cmd) => commands::blob(&cli.service, cmd),
@@ -128,6 +144,12 @@ fn main() -> ExitCode {
         Command::Logs { task_id } => commands::logs(&cli.service, &task_id),
         Command::Graph { task_id } => commands::graph(&cli.service, &task_id),
         Command::Status => commands::status(&cli.service),
+        Command::Login { url, with_token } => {
+            commands::login(&url, with_token.or(cli.service.token.clone()))
+        }
+        Command::Whoami => commands::whoami(&cli.service),
+        Command::User(cmd) => commands::user(&cli.service, cmd),
+        Command::Token(cmd) => commands::token(&cli.service, cmd),
         Command::Demo(cmd) => demos::run(&cli.service, cmd),
         Command::Bench(cmd) => ferry_bench::run(cmd),
     };

@@ -4,13 +4,13 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_proto::auth::{Bearer, Conn};
 use ferry_proto::v1::{
-    self as pb, TaskInfo, TaskState, blobs_client::BlobsClient, functions_client::FunctionsClient,
-    submit_request, tasks_client::TasksClient,
+    self as pb, TaskInfo, TaskState, auth_client::AuthClient, blobs_client::BlobsClient,
+    functions_client::FunctionsClient, submit_request, tasks_client::TasksClient,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tonic::transport::Channel;
 
 use crate::watch::Watcher;
 use crate::{ClientError, Graph, SubmitOptions, TaskFuture};
@@ -28,17 +28,34 @@ pub struct Registered {
 /// A connection to a ferry service. Cheap to clone.
 #[derive(Clone)]
 pub struct Client {
-    pub(crate) functions: FunctionsClient<Channel>,
-    pub(crate) blobs: BlobsClient<Channel>,
-    pub(crate) tasks: TasksClient<Channel>,
+    pub(crate) functions: FunctionsClient<Conn>,
+    pub(crate) blobs: BlobsClient<Conn>,
+    pub(crate) tasks: TasksClient<Conn>,
+    pub(crate) auth: AuthClient<Conn>,
     pub(crate) watcher: Arc<Watcher>,
 }
 
 const MAX_MESSAGE: usize = 64 << 20;
 
 impl Client {
+    /// Connects with the token found for `url`: `FERRY_TOKEN`, else the
+    /// credentials file that `ferry login` (or `ferry up`) wrote.
     pub async fn connect(url: impl Into<String>) -> Result<Client, ClientError> {
         let url = url.into();
+        let token = ferry_proto::credentials::token_for(&url, None);
+        Client::connect_as(url, token.as_deref()).await
+    }
+
+    /// Connects presenting exactly `token` (`None`: no token at all).
+    pub async fn connect_as(
+        url: impl Into<String>,
+        token: Option<&str>,
+    ) -> Result<Client, ClientError> {
+        let url = url.into();
+        let bearer = Bearer::new(token).map_err(|message| ClientError::Connect {
+            url: url.clone(),
+            message,
+        })?;
         let fail = |e: &dyn std::fmt::Display| ClientError::Connect {
             url: url.clone(),
             message: e.to_string(),
@@ -51,6 +68,7 @@ impl Client {
             .map_err(|e| {
                 fail(&std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string()))
             })?;
+        let channel = Conn::new(channel, bearer);
         let tasks = TasksClient::new(channel.clone())
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
@@ -58,6 +76,7 @@ impl Client {
             blobs: BlobsClient::new(channel.clone())
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
+            auth: AuthClient::new(channel.clone()),
             functions: FunctionsClient::new(channel)
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),

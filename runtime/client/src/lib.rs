@@ -11,6 +11,7 @@
 //! Arguments and results are serde types carried as MessagePack; a tuple is
 //! the argument list. Futures resolve from one watch stream, never by polling.
 
+mod auth;
 mod blobs;
 mod client;
 mod error;
@@ -27,5 +28,9 @@ pub use graph::Graph;
 pub use options::{SubmitOptions, WitResult};
 
 pub use ferry_policy::{FailureKind, Requirement};
+pub use ferry_proto::credentials;
 pub use ferry_proto::transfer::Progress;
-pub use ferry_proto::v1::{BlobInfo, GcReport, TaskInfo, TaskState as State};
+pub use ferry_proto::v1::{
+    BlobInfo, EndpointInfo, EndpointPolicy, GcReport, Limits, TaskInfo, TaskState as State,
+    TokenInfo, UserInfo, WhoAmIResponse as WhoAmI,
+};

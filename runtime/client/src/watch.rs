@@ -4,9 +4,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ferry_proto::auth::Conn;
 use ferry_proto::v1::{self as pb, TaskInfo, TaskState, tasks_client::TasksClient};
 use tokio::sync::{mpsc, oneshot};
-use tonic::transport::Channel;
 
 /// One watch stream for the whole client, re-established (and every pending
 /// id re-sent) if it breaks.
@@ -16,7 +16,7 @@ pub(crate) struct Watcher {
 }
 
 impl Watcher {
-    pub(crate) fn start(tasks: TasksClient<Channel>) -> Arc<Watcher> {
+    pub(crate) fn start(tasks: TasksClient<Conn>) -> Arc<Watcher> {
         let (tx, rx) = mpsc::unbounded_channel();
         let watcher = Arc::new(Watcher {
             pending: Mutex::default(),
@@ -40,7 +40,7 @@ impl Watcher {
 
     pub(crate) async fn run(
         me: std::sync::Weak<Watcher>,
-        mut tasks: TasksClient<Channel>,
+        mut tasks: TasksClient<Conn>,
         mut requests: mpsc::UnboundedReceiver<String>,
     ) {
         loop {
@@ -63,6 +63,14 @@ impl Watcher {
                 .await;
             let mut events = match stream {
                 Ok(s) => s.into_inner(),
+                Err(s) if refused(&s) => {
+                    Watcher::fail_all(&me, &s);
+                    // Nothing to watch until a new id comes.
+                    if requests.recv().await.is_none() {
+                        return;
+                    }
+                    continue;
+                }
                 Err(_) => {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
@@ -79,7 +87,14 @@ impl Watcher {
                         let _ = out.send(pb::WatchRequest { task_ids: ids });
                     }
                     event = events.message() => {
-                        let Ok(Some(event)) = event else { break };
+                        let event = match event {
+                            Ok(Some(e)) => e,
+                            Err(s) if refused(&s) => {
+                                Watcher::fail_all(&me, &s);
+                                break;
+                            }
+                            _ => break,
+                        };
                         let Some(info) = event.task else { continue };
                         // Final, or the service's answer for a task it does not know.
                         let state = TaskState::try_from(info.state).unwrap_or(TaskState::Unspecified);
@@ -99,4 +114,36 @@ impl Watcher {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+
+    /// The service refused the watch itself (a token revoked or invalid):
+    /// every pending future ends with its answer, none waits forever.
+    fn fail_all(me: &std::sync::Weak<Watcher>, s: &tonic::Status) {
+        let Some(w) = me.upgrade() else { return };
+        let pending: Vec<_> = w
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .collect();
+        for (id, senders) in pending {
+            let info = TaskInfo {
+                id,
+                error: Some(pb::TaskError {
+                    kind: ferry_policy::FailureKind::Denied.into(),
+                    message: s.message().to_owned(),
+                }),
+                ..Default::default()
+            };
+            for tx in senders {
+                let _ = tx.send(info.clone());
+            }
+        }
+    }
+}
+
+fn refused(s: &tonic::Status) -> bool {
+    matches!(
+        s.code(),
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+    )
 }

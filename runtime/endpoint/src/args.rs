@@ -19,6 +19,12 @@ pub struct StartArgs {
     /// Service URL (overrides the config file).
     #[arg(long, env = "FERRY_SERVICE")]
     pub service: Option<String>,
+    /// The endpoint's credential (`ferry endpoint register` prints it; else
+    /// `FERRY_ENDPOINT_CREDENTIAL`, else the one saved for this service and
+    /// name; with none, the endpoint registers itself with the user's token
+    /// and saves the credential it gets).
+    #[arg(long)]
+    pub credential: Option<String>,
     /// Endpoint name (overrides the config file).
     #[arg(long)]
     pub name: Option<String>,
@@ -70,6 +76,9 @@ impl StartArgs {
         }
         if let Some(n) = self.name {
             c.name = n;
+        }
+        if let Some(t) = self.credential {
+            c.credential = Some(t);
         }
         if let Some(n) = self.concurrency {
             c.concurrency = n.max(1);

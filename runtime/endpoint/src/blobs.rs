@@ -16,12 +16,12 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use ferry_host::NewBlob;
+use ferry_proto::auth::Conn;
 use ferry_proto::transfer;
 use ferry_proto::v1::{StatBlobRequest, blobs_client::BlobsClient};
-use tonic::transport::Channel;
 
 pub(crate) struct FetchedBlobs {
-    client: BlobsClient<Channel>,
+    client: BlobsClient<Conn>,
     dir: PathBuf,
     cap: u64,
     /// The service's store, when this endpoint can read it.
@@ -40,6 +40,7 @@ const STALE: Duration = Duration::from_secs(3600);
 impl FetchedBlobs {
     pub(crate) fn new(
         service: &str,
+        bearer: ferry_proto::auth::Bearer,
         dir: PathBuf,
         cap: u64,
         shared: Option<PathBuf>,
@@ -47,6 +48,7 @@ impl FetchedBlobs {
         let channel = ferry_proto::dial(service)
             .with_context(|| format!("bad service URL `{service}`"))?
             .connect_lazy();
+        let channel = Conn::new(channel, bearer);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating the blob cache {}", dir.display()))?;
         Ok(FetchedBlobs {

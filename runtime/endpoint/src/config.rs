@@ -16,6 +16,10 @@ use crate::cameras::{CameraConfig, Source as CameraSource};
 pub struct EndpointConfig {
     pub name: String,
     pub service: String,
+    /// The credential its sessions present; when unset,
+    /// `FERRY_ENDPOINT_CREDENTIAL`, else the one saved for `service` and
+    /// `name`, else one it registers for itself.
+    pub credential: Option<String>,
     /// Tasks run at once (default: the number of cores).
     pub concurrency: u32,
     /// Tasks held ready beyond those running (default: `concurrency`): the
@@ -75,6 +79,7 @@ impl EndpointConfig {
         EndpointConfig {
             name: name.into(),
             service: service.into(),
+            credential: None,
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get() as u32),
             prefetch: None,
             limits: Limits::default(),

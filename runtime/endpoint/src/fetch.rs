@@ -50,9 +50,9 @@ impl Agent {
     }
 
     async fn fetch(&self, id: &str) -> anyhow::Result<Vec<u8>> {
-        let mut client = EndpointsClient::connect(self.config.service.clone())
-            .await?
-            .max_decoding_message_size(64 << 20);
+        let channel = ferry_proto::dial(&self.config.service)?.connect().await?;
+        let channel = ferry_proto::auth::Conn::new(channel, self.bearer.clone());
+        let mut client = EndpointsClient::new(channel).max_decoding_message_size(64 << 20);
         let mut stream = client
             .fetch_component(FetchComponentRequest { id: id.to_owned() })
             .await?

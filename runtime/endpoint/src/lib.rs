@@ -12,6 +12,7 @@ mod blobs;
 #[cfg(feature = "camera")]
 mod cameras;
 mod config;
+mod credential;
 mod fetch;
 mod grants;
 #[cfg(feature = "cli")]
@@ -23,6 +24,7 @@ pub use args::StartArgs;
 #[cfg(feature = "camera")]
 pub use cameras::{CameraConfig, Source as CameraSource};
 pub use config::{EndpointConfig, MaxLimits};
+pub use credential::CREDENTIAL_ENV;
 #[cfg(feature = "cli")]
 pub use logging::init_logging;
 
@@ -36,6 +38,7 @@ pub async fn run(
     config: EndpointConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let bearer = ferry_proto::auth::Bearer::default();
     let host = Host::new(HostConfig {
         cache_dir: config.cache_dir.clone(),
         max_instances: (config.concurrency * 2).max(16),
@@ -61,6 +64,7 @@ pub async fn run(
         .join("blobs");
     let blobs = Arc::new(blobs::FetchedBlobs::new(
         &config.service,
+        bearer.clone(),
         blob_dir,
         config.blob_cache,
         config.shared_blob_store.clone(),
@@ -81,6 +85,7 @@ pub async fn run(
         options,
         grants,
         blobs,
+        bearer,
         workers: Arc::new(tokio::sync::Semaphore::new(config.concurrency as usize)),
         config,
         host,
@@ -90,6 +95,28 @@ pub async fn run(
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(100);
     loop {
+        // Looked up at each dial, unless given: a login made after this
+        // endpoint started, or a service that came up later, is found.
+        let found = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            c = credential::find(&agent.config) => c,
+        };
+        match found {
+            Ok(c) => agent
+                .bearer
+                .set(Some(&c))
+                .map_err(|e| anyhow::anyhow!("endpoint `{}`: {e}", agent.config.name))?,
+            Err(e) if e.downcast_ref::<credential::Refused>().is_some() => return Err(e),
+            Err(e) => {
+                tracing::warn!(endpoint = %agent.config.name, "{e:#}; retrying in {backoff:?}");
+                tokio::select! {
+                    _ = &mut shutdown => return Ok(()),
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        }
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
             r = agent.clone().session() => {
@@ -98,7 +125,20 @@ pub async fn run(
                         tracing::info!(endpoint = %agent.config.name, "the service closed the session; redialling");
                         backoff = Duration::from_millis(100);
                     }
-                    Err(e) => tracing::warn!(endpoint = %agent.config.name, "{e:#}; retrying in {backoff:?}"),
+                    Err(e) => {
+                        // A refused token stays refused: redialling would
+                        // only knock again.
+                        if let Some(s) = e.downcast_ref::<tonic::Status>()
+                            && matches!(s.code(), tonic::Code::Unauthenticated | tonic::Code::PermissionDenied)
+                        {
+                            anyhow::bail!(
+                                "the service refused endpoint `{}`: {}",
+                                agent.config.name,
+                                s.message()
+                            );
+                        }
+                        tracing::warn!(endpoint = %agent.config.name, "{e:#}; retrying in {backoff:?}")
+                    }
                 }
             }
         }
@@ -116,6 +156,8 @@ struct Agent {
     /// The policy those grants make, as advertised in the hello.
     grants: ferry_host::Grants,
     blobs: Arc<blobs::FetchedBlobs>,
+    /// The token every call to the service carries.
+    bearer: ferry_proto::auth::Bearer,
     /// One permit per task allowed to run at once.
     workers: Arc<tokio::sync::Semaphore>,
     config: EndpointConfig,

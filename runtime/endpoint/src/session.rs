@@ -31,6 +31,7 @@ impl Agent {
             .connect()
             .await
             .with_context(|| format!("cannot reach the service at {}", self.config.service))?;
+        let channel = ferry_proto::auth::Conn::new(channel, self.bearer.clone());
         let mut client = EndpointsClient::new(channel).max_decoding_message_size(64 << 20);
         let (out, out_rx) = mpsc::channel::<EndpointMessage>(1024);
         let send = |kind| EndpointMessage { kind: Some(kind) };

@@ -13,6 +13,10 @@ use ferry_service::{Service, ServiceConfig};
 /// A service and a local endpoint in this process.
 pub struct Fabric {
     pub url: String,
+    /// The admin's token: the first start's, kept in the data directory.
+    pub token: String,
+    /// Whether this start made the first admin (and so the token).
+    pub first_start: bool,
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -33,11 +37,18 @@ impl Fabric {
     ) -> anyhow::Result<Fabric> {
         let dir = config.data_dir.clone();
         let service = Service::open(config)?;
+        let made = service.bootstrap()?;
+        let first_start = made.is_some();
+        let token = match made {
+            Some(t) => t,
+            None => admin_token(&dir)?,
+        };
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let url = format!("http://{}", listener.local_addr()?);
         let mut endpoint = EndpointConfig::new("local", url.clone());
+        endpoint.credential = Some(service.own_endpoint("local")?);
         endpoint.cache_dir = Some(dir.join("endpoint-cache"));
         // Same machine: the endpoint reads the service's blobs in place.
         endpoint.shared_blob_store = Some(dir.join("blobs"));
@@ -60,7 +71,13 @@ impl Fabric {
             tokio::spawn(service.serve(listener, stopped(rx.clone()))),
             tokio::spawn(ferry_endpoint::run(endpoint, stopped(rx))),
         ];
-        Ok(Fabric { url, stop, tasks })
+        Ok(Fabric {
+            url,
+            token,
+            first_start,
+            stop,
+            tasks,
+        })
     }
 
     /// Runs until ctrl-c (or [`Fabric::stop`]).
@@ -77,11 +94,24 @@ impl Fabric {
     }
 }
 
-/// Connects once the service answers and its `local` endpoint is online.
-pub async fn connect_when_ready(url: &str) -> anyhow::Result<Client> {
+/// The admin token a service's first start left in its data directory.
+pub fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join(ferry_service::ADMIN_TOKEN_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading the admin token {} (made on the service's first start)",
+            path.display()
+        )
+    })?;
+    Ok(text.trim().to_owned())
+}
+
+/// Connects with `token` once the service answers and its `local` endpoint
+/// is online.
+pub async fn connect_when_ready(url: &str, token: &str) -> anyhow::Result<Client> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(c) = Client::connect(url).await
+        if let Ok(c) = Client::connect_as(url, Some(token)).await
             && let Ok(s) = c.status().await
             && s.endpoints.iter().any(|e| e.name == "local" && e.online)
         {

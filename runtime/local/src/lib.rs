@@ -6,6 +6,6 @@ mod fabric;
 mod guests;
 mod kmeans;
 
-pub use fabric::{Fabric, connect_when_ready};
+pub use fabric::{Fabric, admin_token, connect_when_ready};
 pub use guests::component;
 pub use kmeans::{Clustering, KmeansArgs};

@@ -96,6 +96,9 @@ kinds! {
     Dependency = "dependency", retry: false;
     /// No task by that id.
     UnknownTask = "unknown-task", retry: false;
+    /// The caller may not see the task: another user submitted it, or the
+    /// caller's token was revoked.
+    Denied = "denied", retry: false;
 }
 
 impl fmt::Display for FailureKind {

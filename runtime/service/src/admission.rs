@@ -8,7 +8,7 @@ use ferry_proto::v1::{self as pb, submit_request};
 use ferry_wit::FailureKind;
 
 use crate::Service;
-use crate::core::{Error, Result, TaskLimits, TaskRecord, TaskState, memo_key};
+use crate::core::{Error, Principal, Result, TaskLimits, TaskRecord, TaskState, memo_key};
 use crate::functions::wit_error;
 
 /// Time-ordered, unique task ids: `<ms>-<sequence>-<random>` in hex.
@@ -39,11 +39,15 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// function (`need`: `camera`, or `camera:NAME`).
 impl Service {
     /// Validates, then has the broker store, queue and dispatch.
-    pub(crate) fn accept(&self, reqs: Vec<pb::SubmitRequest>) -> Result<Vec<String>> {
+    pub(crate) fn accept(
+        &self,
+        who: &Principal,
+        reqs: Vec<pb::SubmitRequest>,
+    ) -> Result<Vec<String>> {
         let mut records: Vec<TaskRecord> = Vec::with_capacity(reqs.len());
         let many = reqs.len() > 1;
         for (i, req) in reqs.into_iter().enumerate() {
-            match self.prepare(req, &records) {
+            match self.prepare(who, req, &records) {
                 Ok(r) => records.push(r),
                 Err(e) if many => return Err(e.context(&format!("task {i} of the batch"))),
                 Err(e) => return Err(e),
@@ -55,13 +59,23 @@ impl Service {
     }
 
     /// Checks one submission and turns it into a record; nothing is stored yet.
-    fn prepare(&self, req: pb::SubmitRequest, batch: &[TaskRecord]) -> Result<TaskRecord> {
+    fn prepare(
+        &self,
+        who: &Principal,
+        req: pb::SubmitRequest,
+        batch: &[TaskRecord],
+    ) -> Result<TaskRecord> {
         let broker = &self.inner.broker;
-        let Some(grants) = broker.endpoint_grants(&req.endpoint) else {
-            let mut names: Vec<String> = broker.known_endpoints().into_iter().collect();
-            names.sort();
+        let Some(endpoint) = self.inner.identities.endpoint(&req.endpoint) else {
+            let names: Vec<String> = self
+                .inner
+                .identities
+                .endpoints(who)
+                .into_iter()
+                .map(|e| e.name)
+                .collect();
             return Err(Error::not_found(format!(
-                "unknown endpoint `{}`; known endpoints: {}",
+                "unknown endpoint `{}`; endpoints you may use: {}",
                 req.endpoint,
                 if names.is_empty() {
                     "(none yet)".to_owned()
@@ -70,6 +84,8 @@ impl Service {
                 }
             )));
         };
+        // Registered but never connected: nothing advertised yet.
+        let grants = broker.endpoint_grants(&req.endpoint).flatten();
         let f = self.inner.functions.get(&req.function_id)?;
         let function_id = f.id.to_hex();
         let requires = ferry_proto::requirements_from_wire(&req.requires)
@@ -127,11 +143,15 @@ impl Service {
             export.name().to_owned(),
             ferry_proto::now_ms(),
         );
+        record.owner = who.user.to_string();
         record.limits = TaskLimits {
             timeout_ms: limits.timeout_ms,
             memory_bytes: limits.memory_bytes,
             output_bytes: limits.output_bytes,
         };
+        // The owner's policy: who, which functions, what limits, which
+        // devices.
+        endpoint.admit(who, &record.function_id, &record.limits, &requires)?;
         record.requires = requires;
         record.retries = req.retries;
         record.retry_on = req.retry_on;
@@ -173,7 +193,7 @@ impl Service {
             self.memo_lookup(&mut record, memoize)?;
             return Ok(record);
         }
-        self.check_references(&mut record, values, found, batch)?;
+        self.check_references(who, &mut record, values, found, batch)?;
         if memoize {
             // Keyed once the arguments are known.
             record.memo_key = Some(String::new());
@@ -187,7 +207,12 @@ impl Service {
         if !memoize {
             return Ok(());
         }
-        let key = memo_key(&record.function_id, &record.export, &record.args);
+        let key = memo_key(
+            &record.owner,
+            &record.function_id,
+            &record.export,
+            &record.args,
+        );
         if let Some(result) = self.inner.store.memo(&key).map_err(Error::internal)? {
             record.set_state(TaskState::Succeeded, ferry_proto::now_ms());
             record.result = Some(result);
@@ -201,6 +226,7 @@ impl Service {
     /// where it stands, and makes `record` wait for them.
     fn check_references(
         &self,
+        who: &Principal,
         record: &mut TaskRecord,
         mut values: Vec<serde_json::Value>,
         found: Vec<crate::deps::Found>,
@@ -231,6 +257,8 @@ impl Service {
                     ))
                 })?,
             };
+            // Another user's result is not an argument one may pass on.
+            who.check(&producer).map_err(|e| e.context(&r.at))?;
             let pf = self.inner.functions.get(&producer.function_id)?;
             let pe = pf.export(&producer.export).map_err(wit_error)?;
             let fed = crate::deps::fed_type(pe)

@@ -21,6 +21,7 @@ pub mod core;
 mod deps;
 mod functions;
 mod grpc;
+mod identities;
 pub mod metrics;
 mod store;
 
@@ -31,7 +32,8 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-pub use crate::core::{Broker, Rules, TaskRecord, TaskState};
+pub use crate::core::{Broker, Principal, Rules, TaskRecord, TaskState};
+pub use identities::FIRST_ADMIN;
 pub use store::{FunctionRecord, MemoryStore, RedbStore, Store};
 
 /// How a service runs.
@@ -57,6 +59,9 @@ pub struct ServiceConfig {
     pub result_retention: Duration,
     /// Where Prometheus metrics are served, if anywhere.
     pub metrics: Option<SocketAddr>,
+    /// Whether every call must carry a valid token. Off, every caller is
+    /// one admin: only for measuring what authentication costs.
+    pub auth: bool,
 }
 
 impl ServiceConfig {
@@ -71,6 +76,7 @@ impl ServiceConfig {
             max_store_bytes: u64::MAX,
             result_retention: Duration::from_secs(7 * 24 * 3600),
             metrics: None,
+            auth: true,
         }
     }
 }
@@ -89,6 +95,7 @@ struct Inner {
     functions: Arc<functions::Functions>,
     components: Arc<components::Components>,
     blobs: blobs::BlobStore,
+    identities: identities::Identities,
     /// Functions whose every call is memoized.
     memoized: Mutex<std::collections::HashSet<String>>,
     registrations: tokio::sync::Semaphore,
@@ -119,6 +126,7 @@ impl Service {
             config.max_blob_bytes,
             config.max_store_bytes,
         )?;
+        let identities = identities::Identities::open(store.clone())?;
         let memoized = store
             .functions()?
             .into_iter()
@@ -131,6 +139,7 @@ impl Service {
                     config.max_concurrent_registrations.max(1),
                 ),
                 memoized: Mutex::new(memoized),
+                identities,
                 blobs,
                 config,
                 store,
@@ -139,6 +148,43 @@ impl Service {
                 components,
             }),
         })
+    }
+
+    /// On a service's first start, makes the first admin and returns its
+    /// token, which the caller hands to whoever runs the service (the file
+    /// `<data_dir>/admin.token`, mode 0600). `None` once there are users.
+    pub fn bootstrap(&self) -> anyhow::Result<Option<String>> {
+        let token = self
+            .inner
+            .identities
+            .bootstrap(ferry_proto::now_ms())
+            .map_err(|e| anyhow::anyhow!("making the first admin: {e}"))?;
+        if let Some(t) = &token {
+            let path = self.inner.config.data_dir.join(ADMIN_TOKEN_FILE);
+            write_private(&path, t)
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        }
+        Ok(token)
+    }
+
+    /// A credential for an endpoint run in this process (`ferry up`'s
+    /// `local`): registered to the first admin on first use, and given a
+    /// new credential at each start, since none is kept anywhere else.
+    pub fn own_endpoint(&self, name: &str) -> anyhow::Result<String> {
+        let ids = &self.inner.identities;
+        let admin = Principal::new(FIRST_ADMIN, true, "");
+        let rotate = ids.endpoint(name).is_some();
+        let (_, credential) = ids
+            .register_endpoint(&admin, name, rotate, ferry_proto::now_ms())
+            .map_err(|e| anyhow::anyhow!("registering endpoint `{name}`: {e}"))?;
+        Ok(credential)
+    }
+
+    /// Who `token` speaks for, now.
+    pub fn authenticate(&self, token: &str) -> Result<Principal, core::Error> {
+        self.inner
+            .identities
+            .authenticate(token, ferry_proto::now_ms())
     }
 
     /// The broker core.
@@ -224,6 +270,21 @@ impl Service {
             Err(e) => tracing::error!("pruning finished tasks: {e:#}"),
         }
     }
+}
+
+/// The file in the data directory that holds the first admin's token.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+/// Writes a secret readable by its owner alone.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path)?;
+    writeln!(f, "{text}")?;
+    f.sync_all()
 }
 
 /// Binds `addr` and serves until ctrl-c.

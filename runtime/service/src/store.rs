@@ -83,6 +83,10 @@ pub trait Store: Send + Sync + 'static {
     /// Pins or unpins a blob: pinned blobs survive `gc`.
     fn pin_blob(&self, hash: &str, pinned: bool) -> anyhow::Result<()>;
     fn pinned_blobs(&self) -> anyhow::Result<Vec<String>>;
+    /// Sets (or, with `None`, removes) a record of users and tokens, stored
+    /// under a key such as `user/NAME`; the identities module owns the bytes.
+    fn put_identity(&self, key: &str, value: Option<&[u8]>) -> anyhow::Result<()>;
+    fn identities(&self) -> anyhow::Result<Vec<(String, Vec<u8>)>>;
 }
 
 const FUNCTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("functions");
@@ -100,6 +104,7 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const ENDPOINTS: TableDefinition<&str, ()> = TableDefinition::new("endpoints");
 const PINS: TableDefinition<&str, ()> = TableDefinition::new("pinned_blobs");
 const MEMO: TableDefinition<&str, &[u8]> = TableDefinition::new("memo");
+const IDENTITIES: TableDefinition<&str, &[u8]> = TableDefinition::new("identities");
 
 /// Version 2 indexes live and finished tasks.
 const SCHEMA: u64 = 2;
@@ -126,6 +131,7 @@ impl RedbStore {
         txn.open_table(ENDPOINTS)?;
         txn.open_table(PINS)?;
         txn.open_table(MEMO)?;
+        txn.open_table(IDENTITIES)?;
         let schema = txn
             .open_table(META)?
             .get("schema")?
@@ -452,6 +458,30 @@ impl Store for RedbStore {
     fn pinned_blobs(&self) -> anyhow::Result<Vec<String>> {
         self.keys(PINS)
     }
+
+    fn put_identity(&self, key: &str, value: Option<&[u8]>) -> anyhow::Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = txn.open_table(IDENTITIES)?;
+            match value {
+                Some(v) => t.insert(key, v).map(drop)?,
+                None => t.remove(key).map(drop)?,
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn identities(&self) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(IDENTITIES)?;
+        let mut out = Vec::new();
+        for entry in t.iter()? {
+            let (k, v) = entry?;
+            out.push((k.value().to_owned(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
 }
 
 /// The same contract in memory: nothing survives the process. The broker's
@@ -471,6 +501,7 @@ struct Memory {
     endpoints: BTreeSet<String>,
     memo: HashMap<String, Vec<u8>>,
     pins: BTreeSet<String>,
+    identities: std::collections::BTreeMap<String, Vec<u8>>,
     commits: u64,
 }
 
@@ -609,6 +640,21 @@ impl Store for MemoryStore {
     }
     fn pinned_blobs(&self) -> anyhow::Result<Vec<String>> {
         Ok(self.lock().pins.iter().cloned().collect())
+    }
+    fn put_identity(&self, key: &str, value: Option<&[u8]>) -> anyhow::Result<()> {
+        let mut m = self.lock();
+        match value {
+            Some(v) => m.identities.insert(key.to_owned(), v.to_vec()),
+            None => m.identities.remove(key),
+        };
+        Ok(())
+    }
+    fn identities(&self) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+        let m = self.lock();
+        Ok(m.identities
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::fabric::{ServiceArg, connect, runtime};
+use crate::fabric::{ServiceArg, runtime};
 use anyhow::Context;
 
 #[derive(clap::Subcommand)]
@@ -83,7 +83,7 @@ pub(crate) async fn with_progress<T>(
 
 pub fn blob(service: &ServiceArg, cmd: BlobCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let client = connect(service.url()).await?;
+        let client = service.connect().await?;
         match cmd {
             BlobCommand::Put { file } => {
                 let total = std::fs::metadata(&file)

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::fabric::{ServiceArg, connect, runtime};
+use crate::fabric::{ServiceArg, runtime};
 use anyhow::Context;
 use ferry_client::Client;
 
@@ -31,7 +31,7 @@ pub enum CacheCommand {
 
 pub fn cache(service: &ServiceArg, cmd: CacheCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let client = connect(service.url()).await?;
+        let client = service.connect().await?;
         match cmd {
             CacheCommand::Clear => {
                 let n = client.clear_cache().await?;
@@ -55,7 +55,7 @@ pub(crate) async fn function_id(client: &Client, function: &str) -> anyhow::Resu
 
 pub fn func(service: &ServiceArg, cmd: FnCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let client = connect(service.url()).await?;
+        let client = service.connect().await?;
         match cmd {
             FnCommand::Register { file } => {
                 let bytes = std::fs::read(&file)

@@ -2,12 +2,12 @@
 
 use std::process::ExitCode;
 
-use crate::fabric::{ServiceArg, connect, runtime};
+use crate::fabric::{ServiceArg, runtime};
 use ferry_proto::v1::TaskState;
 
 pub fn status(service: &ServiceArg) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let client = connect(service.url()).await?;
+        let client = service.connect().await?;
         let s = client.status().await?;
         println!(
             "{:<16} {:<8} {:>8} {:>9} {:>8} {:>8}  {:<14} {:<16} GPU",

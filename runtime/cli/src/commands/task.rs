@@ -10,7 +10,7 @@ use ferry_client::{Client, ClientError, SubmitOptions, TaskInfo};
 use ferry_proto::v1::{self as pb, TaskState};
 
 use super::func::function_id;
-use crate::fabric::{ServiceArg, connect, runtime};
+use crate::fabric::{ServiceArg, runtime};
 
 #[derive(clap::Args)]
 pub struct SubmitArgs {
@@ -141,7 +141,7 @@ pub(crate) async fn submit_one(client: &Client, args: &SubmitArgs) -> anyhow::Re
 
 pub fn submit(service: &ServiceArg, args: SubmitArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let client = connect(service.url()).await?;
+        let client = service.connect().await?;
         println!("{}", submit_one(&client, &args).await?);
         Ok(ExitCode::SUCCESS)
     })
@@ -179,7 +179,7 @@ pub(crate) async fn print_outcome(client: &Client, info: TaskInfo) -> anyhow::Re
 
 pub fn result(service: &ServiceArg, task_id: String, wait: bool) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let client = connect(service.url()).await?;
+        let client = service.connect().await?;
         let info = client.task(&task_id).await?;
         let state = TaskState::try_from(info.state).unwrap_or(TaskState::Unspecified);
         if state.is_terminal() {
@@ -200,7 +200,7 @@ pub fn result(service: &ServiceArg, task_id: String, wait: bool) -> anyhow::Resu
 
 pub fn call(service: &ServiceArg, args: SubmitArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let client = connect(service.url()).await?;
+        let client = service.connect().await?;
         let id = submit_one(&client, &args).await?;
         let _ = client.result::<serde_json::Value>(&id).await;
         let info = client.task(&id).await?;
@@ -236,7 +236,7 @@ pub fn call(service: &ServiceArg, args: SubmitArgs) -> anyhow::Result<ExitCode> 
 
 pub fn graph(service: &ServiceArg, task_id: &str) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let client = connect(service.url()).await?;
+        let client = service.connect().await?;
         let mut known: std::collections::HashMap<String, TaskInfo> = Default::default();
         // Depth-first, with an explicit stack: a chain may be long.
         let mut stack = vec![(task_id.to_owned(), 0usize)];
@@ -318,7 +318,7 @@ fn parse_state(s: &str) -> Result<TaskState, String> {
 
 pub fn list(service: &ServiceArg, args: ListArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let client = connect(service.url()).await?;
+        let client = service.connect().await?;
         let mut after = args.after;
         let mut out = std::io::stdout().lock();
         writeln!(
@@ -359,7 +359,7 @@ pub fn list(service: &ServiceArg, args: ListArgs) -> anyhow::Result<ExitCode> {
 
 pub fn cancel(service: &ServiceArg, task_ids: Vec<String>) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let client = connect(service.url()).await?;
+        let client = service.connect().await?;
         let mut code = ExitCode::SUCCESS;
         for id in task_ids {
             match client.cancel(&id).await {
@@ -383,7 +383,7 @@ pub fn cancel(service: &ServiceArg, task_ids: Vec<String>) -> anyhow::Result<Exi
 
 pub fn logs(service: &ServiceArg, task_id: &str) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let client = connect(service.url()).await?;
+        let client = service.connect().await?;
         let info = client.task(task_id).await?;
         let state = TaskState::try_from(info.state).unwrap_or(TaskState::Unspecified);
         let Some(output) = info.output else {

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use crate::fabric::{ServiceArg, connect, runtime};
+use crate::fabric::{ServiceArg, runtime};
 use anyhow::Context;
 use ferry_client::{Client, SubmitOptions};
 
@@ -17,7 +17,7 @@ pub fn demo_camera(
 ) -> anyhow::Result<ExitCode> {
     let component = ferry_local::component("camera-snapshot", None)?;
     runtime()?.block_on(async {
-        let client = connect(service.url()).await?;
+        let client = service.connect().await?;
         camera_snapshot(&client, endpoint, &component, device, size, out).await?;
         Ok(ExitCode::SUCCESS)
     })

@@ -8,7 +8,7 @@ use anyhow::Context;
 use ferry_client::{Client, SubmitOptions, WitResult};
 use ferry_local::{Clustering, KmeansArgs};
 
-use crate::fabric::{ServiceArg, connect, runtime};
+use crate::fabric::{ServiceArg, runtime};
 
 /// The same source the `kmeans` component is built from, compiled natively.
 use kmeans_lloyd as lloyd;
@@ -21,7 +21,7 @@ pub fn demo_kmeans(
     out: PathBuf,
 ) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let client = connect(service.url()).await?;
+        let client = service.connect().await?;
         demo(&client, &endpoint, &args, &out).await?;
         Ok(ExitCode::SUCCESS)
     })

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use crate::fabric::{ServiceArg, connect, runtime};
+use crate::fabric::{ServiceArg, runtime};
 use ferry_client::Client;
 
 /// The seed experiment: 100 × pi(10^6) in blocks of N concurrent tasks.
@@ -15,7 +15,7 @@ pub fn demo_pi(
 ) -> anyhow::Result<ExitCode> {
     let path = ferry_local::component("pi", component)?;
     runtime()?.block_on(async {
-        let client = connect(service.url()).await?;
+        let client = service.connect().await?;
         pi_experiment(&client, &endpoint, &path).await?;
         Ok(ExitCode::SUCCESS)
     })

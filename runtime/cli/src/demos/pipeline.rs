@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use crate::fabric::{ServiceArg, connect, runtime};
+use crate::fabric::{ServiceArg, runtime};
 use ferry_client::Client;
 
 pub fn demo_pipeline(
@@ -19,7 +19,7 @@ pub fn demo_pipeline(
     let pipeline = ferry_local::component("pipeline", None)?;
     let kmeans = ferry_local::component("kmeans", None)?;
     runtime()?.block_on(async {
-        let client = connect(service.url()).await?;
+        let client = service.connect().await?;
         pipeline_experiment(
             &client,
             (generate_on, cluster_on),

@@ -13,9 +13,13 @@ use std::collections::HashMap;
 
 use super::{Error, Failure, Result, TaskRecord, TaskState, Txn};
 
-/// blake3 of function, export and canonical arguments: the memo's key.
-pub fn memo_key(function_id: &str, export: &str, args: &[u8]) -> String {
+/// blake3 of submitter, function, export and canonical arguments: the
+/// memo's key. The submitter is in it so that one user's result never
+/// answers another's submission.
+pub fn memo_key(owner: &str, function_id: &str, export: &str, args: &[u8]) -> String {
     let mut h = blake3::Hasher::new();
+    h.update(owner.as_bytes());
+    h.update(&[0]);
     h.update(function_id.as_bytes());
     h.update(&[0]);
     h.update(export.as_bytes());
@@ -225,7 +229,7 @@ impl Txn<'_> {
         self.board.missing.remove(id);
         let now = ferry_proto::now_ms();
         if rec.memo_key.is_some() {
-            let key = memo_key(&rec.function_id, &rec.export, &rec.args);
+            let key = memo_key(&rec.owner, &rec.function_id, &rec.export, &rec.args);
             let hit = self.memo_hit(&key)?;
             rec.memo_key = Some(key);
             if let Some(result) = hit {

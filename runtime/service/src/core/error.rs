@@ -11,6 +11,15 @@ pub enum Error {
     Invalid(String),
     #[error("{0}")]
     NotFound(String),
+    /// What the request would create exists already.
+    #[error("{0}")]
+    Exists(String),
+    /// No valid token came with the request.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller is known but may not do this.
+    #[error("{0}")]
+    Denied(String),
     /// The request is well-formed but cannot be met now: an ungranted
     /// camera, an endpoint without a GPU.
     #[error("{0}")]
@@ -38,6 +47,15 @@ impl Error {
     pub fn not_found(m: impl Into<String>) -> Error {
         Error::NotFound(m.into())
     }
+    pub fn exists(m: impl Into<String>) -> Error {
+        Error::Exists(m.into())
+    }
+    pub fn unauthenticated(m: impl Into<String>) -> Error {
+        Error::Unauthenticated(m.into())
+    }
+    pub fn denied(m: impl Into<String>) -> Error {
+        Error::Denied(m.into())
+    }
     pub fn precondition(m: impl Into<String>) -> Error {
         Error::Precondition(m.into())
     }
@@ -61,6 +79,9 @@ impl Error {
         match self {
             Error::Invalid(m) => Error::Invalid(wrap(m)),
             Error::NotFound(m) => Error::NotFound(wrap(m)),
+            Error::Exists(m) => Error::Exists(wrap(m)),
+            Error::Unauthenticated(m) => Error::Unauthenticated(wrap(m)),
+            Error::Denied(m) => Error::Denied(wrap(m)),
             Error::Precondition(m) => Error::Precondition(wrap(m)),
             Error::Unmet(mut r) => {
                 r.message = wrap(r.message);

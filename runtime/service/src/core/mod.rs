@@ -12,6 +12,7 @@
 //! Nothing here knows the transport: the gRPC services are adapters that
 //! translate to and from these calls.
 
+mod access;
 mod board;
 mod dataflow;
 mod error;
@@ -30,6 +31,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+pub use access::Principal;
 pub use board::{Assignment, Hello, TaskEvent, ToEndpoint};
 pub(crate) use board::{Board, Session};
 pub use dataflow::memo_key;
@@ -293,15 +295,18 @@ impl Broker {
 
     /// Cancels a task that has not finished (and, down the graph, the tasks
     /// waiting for it); a finished task is returned as it is.
-    pub fn cancel(&self, id: &str) -> Result<TaskRecord> {
+    pub fn cancel(&self, who: &Principal, id: &str) -> Result<TaskRecord> {
         self.transition(|txn| {
             let Some(mut rec) = txn.board.tasks.get(id).cloned() else {
-                return txn
+                let rec = txn
                     .store
                     .task(id)
                     .map_err(Error::internal)?
-                    .ok_or_else(|| Error::not_found(format!("unknown task `{id}`")));
+                    .ok_or_else(|| Error::not_found(format!("unknown task `{id}`")))?;
+                who.check(&rec)?;
+                return Ok(rec);
             };
+            who.check(&rec)?;
             rec.set_state(TaskState::Cancelled, ferry_proto::now_ms());
             rec.error = Some(Failure::new(
                 FailureKind::Cancelled,
@@ -330,6 +335,15 @@ impl Broker {
         self.store.task(id).map_err(Error::internal)
     }
 
+    /// A task by id, for `who`: refused when another user submitted it.
+    pub fn task_for(&self, who: &Principal, id: &str) -> Result<Option<TaskRecord>> {
+        let t = self.task(id)?;
+        if let Some(t) = &t {
+            who.check(t)?;
+        }
+        Ok(t)
+    }
+
     /// Opens a watch stream; events arrive for tasks added with
     /// [`Broker::watch`].
     pub fn open_watch(&self) -> (u64, mpsc::Receiver<TaskEvent>) {
@@ -342,17 +356,21 @@ impl Broker {
 
     /// Follows `id` on watch `wid`. A task that has finished already is
     /// returned (watchers hear nothing more of it); `None` when unknown.
-    pub fn watch(&self, wid: u64, id: &str) -> Result<Watched> {
+    pub fn watch(&self, wid: u64, who: &Principal, id: &str) -> Result<Watched> {
         {
             let mut b = self.board();
-            if b.tasks.contains_key(id) {
+            if let Some(t) = b.tasks.get(id) {
+                who.check(t)?;
                 b.watchers.entry(id.to_owned()).or_default().push(wid);
                 return Ok(Watched::Following);
             }
         }
         // Finished (stored before it left the board), or unknown.
         Ok(match self.store.task(id).map_err(Error::internal)? {
-            Some(t) => Watched::Finished(Arc::new(t)),
+            Some(t) => {
+                who.check(&t)?;
+                Watched::Finished(Arc::new(t))
+            }
             None => Watched::Unknown,
         })
     }

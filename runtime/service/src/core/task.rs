@@ -173,6 +173,10 @@ pub struct TaskRecord {
     /// What the last run printed and logged.
     #[serde(default)]
     pub output: TaskOutput,
+    /// The user who submitted it: only they (or an admin) see it. (Records
+    /// are stored as arrays: a new field goes last.)
+    #[serde(default)]
+    pub owner: String,
 }
 
 impl TaskRecord {
@@ -206,6 +210,7 @@ impl TaskRecord {
             lost: 0,
             leases: 0,
             output: TaskOutput::default(),
+            owner: String::new(),
         }
     }
 

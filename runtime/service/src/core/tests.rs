@@ -56,6 +56,10 @@ fn fixture(rules: Rules) -> Fixture {
     Fixture { store, broker }
 }
 
+fn admin() -> Principal {
+    Principal::new("root", true, "t0")
+}
+
 fn task(id: &str) -> TaskRecord {
     let mut t = TaskRecord::new(id.into(), "pool".into(), "f".into(), "run".into(), 1);
     t.args = vec![0x90];
@@ -320,14 +324,17 @@ async fn cancel_racing_an_outcome_agrees_in_store_and_watchers_in_both_orders() 
         f.broker.admit(vec![task("p"), dependent]).unwrap();
         let (wid, mut events) = f.broker.open_watch();
         assert!(matches!(
-            f.broker.watch(wid, "p").unwrap(),
+            f.broker.watch(wid, &admin(), "p").unwrap(),
             Watched::Following
         ));
         let (sid, mut rx) = f.broker.open_session(hello()).unwrap();
         f.broker.add_credits(sid, 1).unwrap();
         let a = assigned(&mut rx);
         if cancel_first {
-            assert_eq!(f.broker.cancel("p").unwrap().state, TaskState::Cancelled);
+            assert_eq!(
+                f.broker.cancel(&admin(), "p").unwrap().state,
+                TaskState::Cancelled
+            );
             assert!(
                 matches!(rx.try_recv(), Ok(ToEndpoint::Cancel(ids)) if ids == ["p"]),
                 "the endpoint is told to stop"
@@ -345,7 +352,10 @@ async fn cancel_racing_an_outcome_agrees_in_store_and_watchers_in_both_orders() 
                     .unwrap(),
                 1
             );
-            assert_eq!(f.broker.cancel("p").unwrap().state, TaskState::Succeeded);
+            assert_eq!(
+                f.broker.cancel(&admin(), "p").unwrap().state,
+                TaskState::Succeeded
+            );
         }
         let want = if cancel_first {
             TaskState::Cancelled
@@ -383,11 +393,11 @@ fn cancel_and_outcome_from_two_threads_always_agree() {
         let id = format!("t{i:03}");
         f.broker.admit(vec![task(&id)]).unwrap();
         let (wid, mut events) = f.broker.open_watch();
-        let _ = f.broker.watch(wid, &id).unwrap();
+        let _ = f.broker.watch(wid, &admin(), &id).unwrap();
         f.broker.add_credits(sid, 1).unwrap();
         let a = assigned(&mut rx).remove(0);
         std::thread::scope(|s| {
-            s.spawn(|| f.broker.cancel(&id).unwrap());
+            s.spawn(|| f.broker.cancel(&admin(), &id).unwrap());
             s.spawn(|| f.broker.record_outcomes(sid, vec![success(&a, 1)]).unwrap());
         });
         let end = stored(&f, &id).state;
@@ -409,7 +419,7 @@ async fn a_failed_commit_changes_nothing_visible_and_the_broker_fails_closed() {
     f.broker.add_credits(sid, 1).unwrap();
     let a = assigned(&mut rx);
     let (wid, mut events) = f.broker.open_watch();
-    let _ = f.broker.watch(wid, "t").unwrap();
+    let _ = f.broker.watch(wid, &admin(), "t").unwrap();
     f.store.fail_commits.store(true, Ordering::Relaxed);
     let e = f
         .broker
@@ -454,10 +464,10 @@ async fn bounds_refuse_a_full_queue_and_drop_a_watcher_that_falls_behind() {
 
     let (wid, _events) = f.broker.open_watch();
     for id in ["a", "b", "c"] {
-        let _ = f.broker.watch(wid, id).unwrap();
+        let _ = f.broker.watch(wid, &admin(), id).unwrap();
     }
     for id in ["a", "b", "c"] {
-        f.broker.cancel(id).unwrap();
+        f.broker.cancel(&admin(), id).unwrap();
     }
     assert!(
         !f.broker.board().watch_txs.contains_key(&wid),
@@ -562,4 +572,38 @@ async fn tasks_that_need_a_gpu_or_camera_go_only_to_sessions_that_have_one() {
         f.broker.task("g-late").unwrap().unwrap().state,
         TaskState::WaitingForEndpoint
     );
+}
+
+#[test]
+fn only_its_submitter_or_an_admin_sees_or_cancels_a_task() {
+    let f = fixture(rules());
+    let mut t = task("mine");
+    t.owner = "ada".into();
+    f.broker.admit(vec![t]).unwrap();
+    let ada = Principal::new("ada", false, "t1");
+    let bob = Principal::new("bob", false, "t2");
+    let (wid, _rx) = f.broker.open_watch();
+    for e in [
+        f.broker.task_for(&bob, "mine").unwrap_err(),
+        f.broker.watch(wid, &bob, "mine").map(|_| ()).unwrap_err(),
+        f.broker.cancel(&bob, "mine").map(|_| ()).unwrap_err(),
+    ] {
+        assert!(
+            matches!(&e, Error::Denied(m) if m.contains("another user")),
+            "{e}"
+        );
+    }
+    assert!(f.broker.task_for(&ada, "mine").unwrap().is_some());
+    assert!(f.broker.task_for(&admin(), "mine").unwrap().is_some());
+    assert_eq!(
+        f.broker.cancel(&ada, "mine").unwrap().state,
+        TaskState::Cancelled
+    );
+    // Finished and stored, still hers alone.
+    assert!(f.broker.task_for(&bob, "mine").is_err());
+    assert!(f.broker.cancel(&bob, "mine").is_err());
+    // A record stored before tasks had owners is an admin's.
+    f.broker.admit(vec![task("old")]).unwrap();
+    assert!(f.broker.task_for(&ada, "old").is_err());
+    assert!(f.broker.task_for(&admin(), "old").is_ok());
 }

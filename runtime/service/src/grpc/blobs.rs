@@ -98,6 +98,9 @@ impl blobs_server::Blobs for Service {
         &self,
         req: Request<pb::PinBlobRequest>,
     ) -> Result<Response<pb::BlobInfo>, Status> {
+        super::caller(&req)?
+            .require_admin("pin blobs")
+            .map_err(super::status)?;
         let req = req.into_inner();
         let hash = crate::blobs::parse_hash(&req.hash)?;
         if !req.unpin && self.inner.blobs.stat(&hash).is_none() {
@@ -111,6 +114,9 @@ impl blobs_server::Blobs for Service {
     }
 
     async fn gc(&self, req: Request<pb::GcRequest>) -> Result<Response<pb::GcReport>, Status> {
+        super::caller(&req)?
+            .require_admin("collect blobs")
+            .map_err(super::status)?;
         let req = req.into_inner();
         let service = self.clone();
         let report = tokio::task::spawn_blocking(move || {

@@ -92,6 +92,7 @@ impl endpoints_server::Endpoints for Service {
         &self,
         req: Request<Streaming<pb::EndpointMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
+        let who = super::caller_or_endpoint(&req)?;
         let mut incoming = req.into_inner();
         let hello = match incoming.message().await? {
             Some(pb::EndpointMessage {
@@ -103,6 +104,19 @@ impl endpoints_server::Endpoints for Service {
                 ));
             }
         };
+        // Only the endpoint's own credential serves it.
+        if who.endpoint.as_deref() != Some(hello.name.as_str()) {
+            return Err(match self.inner.identities.endpoint(&hello.name) {
+                None => Status::permission_denied(format!(
+                    "endpoint `{}` is not registered: its owner runs `ferry endpoint register {}`",
+                    hello.name, hello.name
+                )),
+                Some(_) => Status::permission_denied(format!(
+                    "serving endpoint `{}` takes its credential, which this session did not present",
+                    hello.name
+                )),
+            });
+        }
         let broker_hello = Hello {
             name: hello.name,
             concurrency: hello.concurrency,
@@ -129,7 +143,19 @@ impl endpoints_server::Endpoints for Service {
             // Everything that has already arrived is handled together: one
             // durable commit for all the results in it (group commit).
             let mut chunks = incoming.ready_chunks(1024);
-            while let Some(chunk) = chunks.next().await {
+            let revoked = super::revoked(&service, &who);
+            tokio::pin!(revoked);
+            loop {
+                let chunk = tokio::select! {
+                    c = chunks.next() => match c {
+                        Some(c) => c,
+                        None => break,
+                    },
+                    () = &mut revoked => {
+                        tracing::info!(session = sid, "the session's token was revoked");
+                        break;
+                    }
+                };
                 let mut credits = 0u32;
                 let mut outcomes = Vec::new();
                 let mut holding = None;
@@ -179,6 +205,11 @@ impl endpoints_server::Endpoints for Service {
         &self,
         req: Request<pb::FetchComponentRequest>,
     ) -> Result<Response<Self::FetchComponentStream>, Status> {
+        let who = super::caller_or_endpoint(&req)?;
+        if who.endpoint.is_none() {
+            who.require_admin("fetch component bytes (an endpoint's act)")
+                .map_err(status)?;
+        }
         let id = req.into_inner().id;
         let unknown = || Status::not_found(format!("unknown function `{id}`"));
         let fid = FunctionId::parse(&id).map_err(|_| unknown())?;

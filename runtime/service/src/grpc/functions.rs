@@ -36,6 +36,10 @@ impl functions_server::Functions for Service {
         &self,
         req: Request<pb::MemoizeRequest>,
     ) -> Result<Response<pb::FunctionInfo>, Status> {
+        // It changes every user's calls of the function.
+        super::caller(&req)?
+            .require_admin("memoize a function for everyone")
+            .map_err(status)?;
         let req = req.into_inner();
         let record = self
             .inner

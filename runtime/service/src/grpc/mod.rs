@@ -3,6 +3,7 @@
 //! health and reflection (v1 and v1alpha) so that `grpcurl` and Python's
 //! grpcio tools can list and call everything.
 
+mod auth;
 mod blobs;
 mod endpoints;
 mod functions;
@@ -10,13 +11,16 @@ mod tasks;
 
 use std::pin::Pin;
 
-use ferry_proto::v1::{self as pb, blobs_server, endpoints_server, functions_server, tasks_server};
+use ferry_proto::v1::{
+    self as pb, auth_server, blobs_server, endpoints_server, functions_server, tasks_server,
+};
 use futures::{Stream, StreamExt};
 use tokio::net::TcpListener;
 use tonic::Status;
+use tonic::service::interceptor::InterceptedService;
 
 use crate::Service;
-use crate::core::{Error, TaskOutput, TaskRecord};
+use crate::core::{Error, Principal, TaskOutput, TaskRecord};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -30,6 +34,9 @@ pub(crate) fn status(e: Error) -> Status {
     match e {
         Error::Invalid(m) => Status::invalid_argument(m),
         Error::NotFound(m) => Status::not_found(m),
+        Error::Exists(m) => Status::already_exists(m),
+        Error::Unauthenticated(m) => Status::unauthenticated(m),
+        Error::Denied(m) => Status::permission_denied(m),
         Error::Precondition(m) => Status::failed_precondition(m),
         Error::Unmet(r) => {
             // The typed requirement and kind travel beside the message, so
@@ -49,6 +56,72 @@ pub(crate) fn status(e: Error) -> Status {
         Error::Exhausted(m) => Status::resource_exhausted(m),
         Error::Unavailable(m) => Status::unavailable(m),
         e @ Error::Internal(_) => Status::internal(e.to_string()),
+    }
+}
+
+/// Authenticates every call of a service: the caller it names rides in the
+/// request's extensions, where [`caller`] finds it.
+#[derive(Clone)]
+pub(crate) struct Authenticate(Service);
+
+impl tonic::service::Interceptor for Authenticate {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        let who = if self.0.inner.config.auth {
+            let token = match ferry_proto::auth::presented(req.metadata()) {
+                None => {
+                    return Err(Status::unauthenticated(
+                        "no token: pass --token, set FERRY_TOKEN, or run `ferry login URL`",
+                    ));
+                }
+                Some(Err(m)) => return Err(Status::unauthenticated(m)),
+                Some(Ok(t)) => t,
+            };
+            self.0.authenticate(token).map_err(status)?
+        } else {
+            Principal::new(crate::FIRST_ADMIN, true, "")
+        };
+        req.extensions_mut().insert(who);
+        Ok(req)
+    }
+}
+
+/// The user [`Authenticate`] found; an endpoint's credential is refused,
+/// since it only serves its endpoint.
+pub(crate) fn caller<T>(req: &tonic::Request<T>) -> Result<Principal, Status> {
+    let who = caller_or_endpoint(req)?;
+    match &who.endpoint {
+        Some(name) => Err(Status::permission_denied(format!(
+            "endpoint `{name}`'s credential only serves that endpoint; use a user's token"
+        ))),
+        None => Ok(who),
+    }
+}
+
+/// The caller [`Authenticate`] found: a user, or an endpoint.
+pub(crate) fn caller_or_endpoint<T>(req: &tonic::Request<T>) -> Result<Principal, Status> {
+    req.extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("the call was not authenticated"))
+}
+
+/// Ends when `who`'s token is revoked (or expires): an open stream stops
+/// with it.
+pub(crate) async fn revoked(service: &Service, who: &Principal) {
+    if !service.inner.config.auth {
+        return std::future::pending().await;
+    }
+    let mut changes = service.inner.identities.revocations();
+    loop {
+        if !service
+            .inner
+            .identities
+            .still_valid(&who.token, ferry_proto::now_ms())
+        {
+            return;
+        }
+        // Expiry has no event: look again each minute regardless.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(60), changes.changed()).await;
     }
 }
 
@@ -141,6 +214,9 @@ pub(crate) async fn serve(
     health
         .set_serving::<blobs_server::BlobsServer<Service>>()
         .await;
+    health
+        .set_serving::<auth_server::AuthServer<Service>>()
+        .await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -155,6 +231,7 @@ pub(crate) async fn serve(
         s.set_nodelay(true)?;
         Ok::<_, std::io::Error>(s)
     });
+    let auth = Authenticate(service.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
         .initial_stream_window_size(ferry_proto::STREAM_WINDOW)
@@ -166,26 +243,34 @@ pub(crate) async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(
+        .add_service(InterceptedService::new(
             functions_server::FunctionsServer::new(service.clone())
                 .max_decoding_message_size(MAX)
                 .max_encoding_message_size(MAX),
-        )
-        .add_service(
+            auth.clone(),
+        ))
+        .add_service(InterceptedService::new(
             tasks_server::TasksServer::new(service.clone())
                 .max_decoding_message_size(MAX)
                 .max_encoding_message_size(MAX),
-        )
-        .add_service(
+            auth.clone(),
+        ))
+        .add_service(InterceptedService::new(
             endpoints_server::EndpointsServer::new(service.clone())
                 .max_decoding_message_size(MAX)
                 .max_encoding_message_size(MAX),
-        )
-        .add_service(
-            blobs_server::BlobsServer::new(service)
+            auth.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            blobs_server::BlobsServer::new(service.clone())
                 .max_decoding_message_size(MAX)
                 .max_encoding_message_size(MAX),
-        )
+            auth.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            auth_server::AuthServer::new(service),
+            auth,
+        ))
         .serve_with_incoming_shutdown(incoming, async {
             let _ = stopped.await;
         });

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{BoxStream, blocking, info, status};
+use super::{BoxStream, blocking, caller, info, status};
 use crate::Service;
 use crate::core::{Error, TaskState, Watched};
 
@@ -21,8 +21,11 @@ const MAX_PAGE: usize = 1000;
 impl tasks_server::Tasks for Service {
     async fn clear_cache(
         &self,
-        _req: Request<pb::ClearCacheRequest>,
+        req: Request<pb::ClearCacheRequest>,
     ) -> Result<Response<pb::ClearCacheResponse>, Status> {
+        caller(&req)?
+            .require_admin("clear the memo")
+            .map_err(status)?;
         let service = self.clone();
         let removed =
             blocking(move || service.inner.store.clear_memo().map_err(Error::internal)).await?;
@@ -33,9 +36,10 @@ impl tasks_server::Tasks for Service {
         &self,
         req: Request<pb::SubmitRequest>,
     ) -> Result<Response<pb::SubmitResponse>, Status> {
+        let who = caller(&req)?;
         let service = self.clone();
         let req = req.into_inner();
-        let mut ids = blocking(move || service.accept(vec![req])).await?;
+        let mut ids = blocking(move || service.accept(&who, vec![req])).await?;
         Ok(Response::new(pb::SubmitResponse {
             task_id: ids.remove(0),
         }))
@@ -45,9 +49,10 @@ impl tasks_server::Tasks for Service {
         &self,
         req: Request<pb::SubmitBatchRequest>,
     ) -> Result<Response<pb::SubmitBatchResponse>, Status> {
+        let who = caller(&req)?;
         let service = self.clone();
         let tasks = req.into_inner().tasks;
-        let task_ids = blocking(move || service.accept(tasks)).await?;
+        let task_ids = blocking(move || service.accept(&who, tasks)).await?;
         Ok(Response::new(pb::SubmitBatchResponse { task_ids }))
     }
 
@@ -55,8 +60,9 @@ impl tasks_server::Tasks for Service {
         &self,
         req: Request<pb::GetTaskRequest>,
     ) -> Result<Response<pb::TaskInfo>, Status> {
+        let who = caller(&req)?;
         let id = req.into_inner().task_id;
-        match self.inner.broker.task(&id).map_err(status)? {
+        match self.inner.broker.task_for(&who, &id).map_err(status)? {
             Some(t) => Ok(Response::new(info(&t))),
             None => Err(Status::not_found(format!("unknown task `{id}`"))),
         }
@@ -66,9 +72,10 @@ impl tasks_server::Tasks for Service {
         &self,
         req: Request<pb::CancelRequest>,
     ) -> Result<Response<pb::TaskInfo>, Status> {
+        let who = caller(&req)?;
         let id = req.into_inner().task_id;
         let service = self.clone();
-        let rec = blocking(move || service.inner.broker.cancel(&id)).await?;
+        let rec = blocking(move || service.inner.broker.cancel(&who, &id)).await?;
         Ok(Response::new(info(&rec)))
     }
 
@@ -76,6 +83,7 @@ impl tasks_server::Tasks for Service {
         &self,
         req: Request<pb::ListTasksRequest>,
     ) -> Result<Response<pb::ListTasksResponse>, Status> {
+        let who = caller(&req)?;
         let req = req.into_inner();
         let mut states = Vec::new();
         for code in &req.states {
@@ -106,7 +114,8 @@ impl tasks_server::Tasks for Service {
                 .inner
                 .store
                 .list_tasks(&req.after, limit, &|t| {
-                    (req.endpoint.is_empty() || t.endpoint == req.endpoint)
+                    who.owns(t)
+                        && (req.endpoint.is_empty() || t.endpoint == req.endpoint)
                         && (states.is_empty() || states.contains(&state_of(t)))
                 })
                 .map_err(Error::internal)?;
@@ -138,6 +147,7 @@ impl tasks_server::Tasks for Service {
         &self,
         req: Request<Streaming<pb::WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        let who = caller(&req)?;
         let mut incoming = req.into_inner();
         let buffer = self.inner.broker.rules().watch_buffer.max(1);
         // Answers to the requests themselves (a task already finished, or
@@ -153,9 +163,25 @@ impl tasks_server::Tasks for Service {
         let stream = futures::stream::select(events, ReceiverStream::new(replies));
         let service = self.clone();
         tokio::spawn(async move {
-            'requests: while let Ok(Some(req)) = incoming.message().await {
+            let revoked = super::revoked(&service, &who);
+            tokio::pin!(revoked);
+            'requests: loop {
+                let req = tokio::select! {
+                    m = incoming.message() => match m {
+                        Ok(Some(req)) => req,
+                        _ => break,
+                    },
+                    () = &mut revoked => {
+                        let _ = out
+                            .send(Err(Status::unauthenticated(
+                                "the token this watch was opened with was revoked",
+                            )))
+                            .await;
+                        break;
+                    }
+                };
                 for id in req.task_ids {
-                    let event = match service.inner.broker.watch(wid, &id) {
+                    let event = match service.inner.broker.watch(wid, &who, &id) {
                         Ok(Watched::Following) => continue,
                         Ok(Watched::Finished(t)) => Ok(pb::TaskEvent {
                             task: Some(info(&t)),
@@ -166,6 +192,18 @@ impl tasks_server::Tasks for Service {
                                 error: Some(pb::TaskError {
                                     kind: FailureKind::UnknownTask.into(),
                                     message: format!("unknown task `{id}`"),
+                                }),
+                                ..Default::default()
+                            }),
+                        }),
+                        // Refused for this task alone: the stream, and the
+                        // caller's other watches on it, go on.
+                        Err(Error::Denied(message)) => Ok(pb::TaskEvent {
+                            task: Some(pb::TaskInfo {
+                                id: id.clone(),
+                                error: Some(pb::TaskError {
+                                    kind: FailureKind::Denied.into(),
+                                    message,
                                 }),
                                 ..Default::default()
                             }),

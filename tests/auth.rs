@@ -1,0 +1,622 @@
+//! Identities across processes: a real `ferry serve` and `ferry endpoint
+//! start`, and clients presenting no token, bad tokens, or another user's.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use ferry_client::{Client, ClientError, SubmitOptions};
+use ferry_proto::v1::{self as pb, endpoints_client::EndpointsClient, tasks_client::TasksClient};
+use ferry_testkit::guest_bytes;
+use pi_estimate as estimate;
+use tonic::Code;
+
+/// What a refused call came back with.
+fn code<T>(r: Result<T, ClientError>) -> (Code, String) {
+    match r {
+        Err(ClientError::Service { code, message }) => (code, message),
+        Err(other) => panic!("expected a refusal by the service, got {other:?}"),
+        Ok(_) => panic!("expected a refusal, but the call was allowed"),
+    }
+}
+
+async fn connect(port: u16, token: Option<&str>) -> Client {
+    Client::connect_as(format!("http://127.0.0.1:{port}"), token)
+        .await
+        .unwrap()
+}
+
+async fn raw(port: u16, token: Option<&str>) -> ferry_proto::auth::Conn {
+    let channel = ferry_proto::dial(&format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    ferry_proto::auth::conn(channel, token).unwrap()
+}
+
+/// Runs a `ferry` command against the service on `port` with `token`.
+fn ferry_as(port: u16, token: &str, args: &[&str]) -> std::process::Output {
+    command()
+        .args(args)
+        .env("FERRY_SERVICE", format!("http://127.0.0.1:{port}"))
+        .env("FERRY_TOKEN", token)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_refuses_callers_without_a_valid_token_or_the_right_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _service = serve(&dir.path().join("data"), port);
+    let _endpoint = endpoint(port, "local", &dir.path().join("cache"), 2);
+    let admin = ready(port, "local", 1).await;
+
+    // Users and tokens, made with the CLI as an operator would.
+    let admin_token = token(port).unwrap();
+    for user in ["ada", "bob"] {
+        let out = ferry_as(port, &admin_token, &["user", "add", user]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let new_token = |user: &str, extra: &[&str]| {
+        let mut args = vec!["token", "create", "--user", user];
+        args.extend_from_slice(extra);
+        let out = ferry_as(port, &admin_token, &args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    // `local` registered itself with the admin's token: everyone may use it.
+    let out = ferry_as(
+        port,
+        &admin_token,
+        &["endpoint", "policy", "local", "--submitters", "*"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ada_token = new_token("ada", &[]);
+    let bob_token = new_token("bob", &[]);
+    let expired = new_token("ada", &["--expires", "1ms"]);
+    let revoked = new_token("ada", &[]);
+    let revoked_id = revoked.split('_').nth(1).unwrap().to_owned();
+    let out = ferry_as(port, &admin_token, &["token", "revoke", &revoked_id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut forged = ada_token.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == '0' { '1' } else { '0' });
+
+    let ada = connect(port, Some(&ada_token)).await;
+    let me = ada.whoami().await.unwrap();
+    assert_eq!((me.user.as_str(), me.admin), ("ada", false));
+    let pi = ada.register(&guest_bytes("pi")).await.unwrap();
+    let task = ada
+        .submit::<_, f64>("local", &pi.id, "pi", &(10_000u64, 7u64))
+        .await
+        .unwrap();
+    let task_id = task.task_id().to_owned();
+    assert_eq!(task.await.unwrap(), estimate::pi(10_000, 7));
+    let blob = ada.upload_bytes(b"ada's data").await.unwrap();
+
+    // The expired token's millisecond has passed by now; make sure.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while connect(port, Some(&expired)).await.whoami().await.is_ok() {
+        assert!(Instant::now() < deadline, "the token never expired");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let strangers: [(&str, Option<&str>, &str); 5] = [
+        ("no token", None, "no token"),
+        ("garbage", Some("hunter2"), "not a ferry token"),
+        ("wrong secret", Some(&forged), "not valid"),
+        ("expired", Some(&expired), "expired"),
+        ("revoked", Some(&revoked), "revoked"),
+    ];
+    let mut table: Vec<(String, &str, Code)> = Vec::new();
+    let by_rpc =
+        |t: &mut Vec<(String, &str, Code)>| t.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    for (who, token, why) in strangers {
+        let c = connect(port, token).await;
+        let mut refused = |rpc: &str, (got, message): (Code, String)| {
+            assert_eq!(got, Code::Unauthenticated, "{who}: {rpc}: {message}");
+            assert!(message.contains(why), "{who}: {rpc}: {message}");
+            table.push((rpc.to_owned(), who, got));
+        };
+        refused(
+            "Tasks.Submit",
+            code(
+                c.submit::<_, f64>("local", &pi.id, "pi", &(1u64, 1u64))
+                    .await,
+            ),
+        );
+        refused("Tasks.Get", code(c.task(&task_id).await));
+        refused("Tasks.Cancel", code(c.cancel(&task_id).await));
+        refused("Tasks.List", code(c.list_tasks(&[], "", "", 10).await));
+        refused("Tasks.ClearCache", code(c.clear_cache().await));
+        refused("Tasks.Status", code(c.status().await));
+        refused(
+            "Functions.Register",
+            code(c.register(&guest_bytes("pi")).await),
+        );
+        refused("Functions.List", code(c.functions().await));
+        refused(
+            "Blobs.Get",
+            code(c.download(&blob.blob.hash, dir.path().join("x")).await),
+        );
+        refused("Blobs.Put", code(c.upload_bytes(b"x").await));
+        refused("Blobs.Gc", code(c.gc_blobs(Duration::ZERO, true).await));
+        refused("Auth.WhoAmI", code(c.whoami().await));
+        refused(
+            "Auth.CreateToken",
+            code(c.create_token(None, "", None).await),
+        );
+        let mut tasks = TasksClient::new(raw(port, token).await);
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tx.send(pb::WatchRequest {
+            task_ids: vec![task_id.clone()],
+        })
+        .await
+        .unwrap();
+        let e = tasks
+            .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap_err();
+        refused("Tasks.Watch", (e.code(), e.message().to_owned()));
+        let mut endpoints = EndpointsClient::new(raw(port, token).await);
+        let e = endpoints
+            .fetch_component(pb::FetchComponentRequest { id: pi.id.clone() })
+            .await
+            .unwrap_err();
+        refused(
+            "Endpoints.FetchComponent",
+            (e.code(), e.message().to_owned()),
+        );
+        let e = endpoints
+            .session(tokio_stream::iter([hello("local")]))
+            .await
+            .unwrap_err();
+        refused("Endpoints.Session", (e.code(), e.message().to_owned()));
+    }
+
+    // Only `local`'s credential serves `local`: not an admin's token, and
+    // not another endpoint's credential.
+    let url = format!("http://127.0.0.1:{port}");
+    let local_credential = ferry_proto::credentials::read(
+        &config_dir().join("credentials"),
+        &ferry_proto::credentials::endpoint_key(&url, "local"),
+    )
+    .expect("the endpoint saved the credential it registered");
+    for (who, token, name) in [
+        ("admin token", &admin_token, "local"),
+        ("local's credential", &local_credential, "other"),
+    ] {
+        let mut endpoints = EndpointsClient::new(raw(port, Some(token)).await);
+        let e = endpoints
+            .session(tokio_stream::iter([hello(name)]))
+            .await
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{who}: {e:?}");
+        table.push(("Endpoints.Session".into(), who, e.code()));
+    }
+    let as_endpoint = connect(port, Some(&local_credential)).await;
+    let (got, message) = code(
+        as_endpoint
+            .submit::<_, f64>("local", &pi.id, "pi", &(1u64, 1u64))
+            .await,
+    );
+    assert_eq!(got, Code::PermissionDenied, "{message}");
+    assert!(message.contains("only serves"), "{message}");
+    table.push(("Tasks.Submit".into(), "local's credential", got));
+
+    // Bob is known, but none of this is his.
+    let bob = connect(port, Some(&bob_token)).await;
+    let mut denied = |rpc: &str, (got, message): (Code, String), why: &str| {
+        assert_eq!(got, Code::PermissionDenied, "bob: {rpc}: {message}");
+        assert!(message.contains(why), "bob: {rpc}: {message}");
+        table.push((rpc.to_owned(), "another user", got));
+    };
+    denied("Tasks.Get", code(bob.task(&task_id).await), "another user");
+    denied(
+        "Tasks.Cancel",
+        code(bob.cancel(&task_id).await),
+        "another user",
+    );
+    denied(
+        "Tasks.ClearCache",
+        code(bob.clear_cache().await),
+        "only an admin",
+    );
+    denied(
+        "Blobs.Gc",
+        code(bob.gc_blobs(Duration::ZERO, false).await),
+        "only an admin",
+    );
+    denied(
+        "Blobs.Pin",
+        code(bob.pin_blob(&blob.blob.hash, true).await),
+        "only an admin",
+    );
+    denied(
+        "Functions.Memoize",
+        code(bob.memoize(&pi.id, true).await),
+        "only an admin",
+    );
+    denied(
+        "Auth.AddUser",
+        code(bob.add_user("eve", true).await),
+        "only an admin",
+    );
+    denied(
+        "Auth.CreateToken",
+        code(bob.create_token(Some("ada"), "", None).await),
+        "only an admin",
+    );
+    denied(
+        "Auth.RevokeToken",
+        code(bob.revoke_token(&me.token_id).await),
+        "only an admin",
+    );
+    // His future of her task ends, refused, and his watch stream lives on.
+    match bob.result::<f64>(&task_id).await {
+        Err(ClientError::Task {
+            kind: ferry_client::FailureKind::Denied,
+            message,
+            ..
+        }) => denied(
+            "Tasks.Watch",
+            (Code::PermissionDenied, message),
+            "another user",
+        ),
+        other => panic!("bob's future: {other:?}"),
+    }
+    let own = bob
+        .submit::<_, f64>("local", &pi.id, "pi", &(1_000u64, 2u64))
+        .await
+        .unwrap();
+    assert_eq!(own.await.unwrap(), estimate::pi(1_000, 2));
+    // Nor may he feed her result into a task of his.
+    let (got, message) = code(
+        bob.submit_json(
+            "local",
+            &pi.id,
+            "pi",
+            &format!(r#"[{{"$task": "{task_id}"}}, 1]"#),
+            &SubmitOptions::default(),
+        )
+        .await,
+    );
+    denied("Tasks.Submit (her result)", (got, message), "another user");
+    let mut endpoints = EndpointsClient::new(raw(port, Some(&bob_token)).await);
+    let e = endpoints
+        .fetch_component(pb::FetchComponentRequest { id: pi.id.clone() })
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    denied(
+        "Endpoints.FetchComponent",
+        (e.code(), e.message().to_owned()),
+        "only an admin",
+    );
+    let e = endpoints
+        .session(tokio_stream::iter([hello("local")]))
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    denied(
+        "Endpoints.Session",
+        (e.code(), e.message().to_owned()),
+        "takes its credential",
+    );
+
+    // His lists hold nothing of hers.
+    let mine = bob.list_tasks(&[], "", "", 100).await.unwrap().tasks;
+    assert_eq!(mine.len(), 1, "his own task alone: {mine:?}");
+    assert_ne!(mine[0].id, task_id);
+    let hers = ada.list_tasks(&[], "", "", 100).await.unwrap().tasks;
+    assert_eq!(hers.len(), 1);
+    assert_eq!(admin.task(&task_id).await.unwrap().id, task_id);
+
+    by_rpc(&mut table);
+    println!("{:<28} {:<14} CODE", "RPC", "CALLER");
+    for (rpc, who, c) in &table {
+        println!("{rpc:<28} {who:<14} {c:?}");
+    }
+    println!("{} requests tried, {} refused", table.len(), table.len());
+}
+
+fn hello(name: &str) -> pb::EndpointMessage {
+    pb::EndpointMessage {
+        kind: Some(pb::endpoint_message::Kind::Hello(pb::Hello {
+            name: name.into(),
+            concurrency: 1,
+            ..Default::default()
+        })),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_users_memoized_result_never_answers_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _service = serve(&dir.path().join("data"), port);
+    let _endpoint = endpoint(port, "local", &dir.path().join("cache"), 2);
+    let admin = ready(port, "local", 1).await;
+    admin
+        .set_endpoint_policy(
+            "local",
+            ferry_client::EndpointPolicy {
+                submitters: vec!["*".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut clients = Vec::new();
+    for user in ["ada", "bob"] {
+        admin.add_user(user, false).await.unwrap();
+        let (_, t) = admin.create_token(Some(user), "", None).await.unwrap();
+        clients.push(connect(port, Some(&t)).await);
+    }
+    let pi = clients[0].register(&guest_bytes("pi")).await.unwrap();
+    let run = |c: &Client| {
+        let c = c.clone();
+        let id = pi.id.clone();
+        async move {
+            let f = c
+                .submit_with::<_, f64>(
+                    "local",
+                    &id,
+                    "pi",
+                    &(20_000u64, 3u64),
+                    &SubmitOptions::default().memoized(),
+                )
+                .await
+                .unwrap();
+            let tid = f.task_id().to_owned();
+            let v = f.await.unwrap();
+            (v, c.task(&tid).await.unwrap().cache_hit)
+        }
+    };
+    let (a1, hit) = run(&clients[0]).await;
+    assert!(!hit);
+    let (a2, hit) = run(&clients[0]).await;
+    assert!(hit, "her second call is answered from her memo");
+    assert_eq!(a1, a2);
+    let (b1, hit) = run(&clients[1]).await;
+    assert!(!hit, "his identical call runs: her result is not his");
+    assert_eq!(b1, a1);
+    let (_, hit) = run(&clients[1]).await;
+    assert!(hit, "and then he has his own");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_token_ends_its_open_watch_and_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _service = serve(&dir.path().join("data"), port);
+    let admin = {
+        // No endpoint yet: the service alone.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(c) = client(port).await
+                && c.status().await.is_ok()
+            {
+                break c;
+            }
+            assert!(Instant::now() < deadline, "the service did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    // An endpoint serving with the credential its registration printed.
+    let (_, credential) = admin.register_endpoint("worker", false).await.unwrap();
+    let mut worker = endpoint_with(
+        port,
+        "worker",
+        &dir.path().join("cache"),
+        1,
+        &["--gpu", "none", "--credential", &credential],
+    );
+    let admin = ready(port, "worker", 1).await;
+    admin.add_user("ada", false).await.unwrap();
+    admin
+        .set_endpoint_policy(
+            "worker",
+            ferry_client::EndpointPolicy {
+                submitters: vec!["ada".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (info, ada_token) = admin.create_token(Some("ada"), "", None).await.unwrap();
+    let ada = connect(port, Some(&ada_token)).await;
+    let pi = ada.register(&guest_bytes("pi")).await.unwrap();
+    let first = ada
+        .submit::<_, f64>("worker", &pi.id, "pi", &(1_000u64, 1u64))
+        .await
+        .unwrap();
+    assert_eq!(first.await.unwrap(), estimate::pi(1_000, 1));
+
+    // Ada watches a task that will not finish soon.
+    let long = ada
+        .submit::<_, f64>("worker", &pi.id, "pi", &(400_000_000u64, 1u64))
+        .await
+        .unwrap();
+    let mut tasks = TasksClient::new(raw(port, Some(&ada_token)).await);
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(pb::WatchRequest {
+        task_ids: vec![long.task_id().to_owned()],
+    })
+    .await
+    .unwrap();
+    let mut events = tasks
+        .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    admin.revoke_token(&info.id).await.unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match events.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => break None,
+                Err(s) => break Some(s),
+            }
+        }
+    })
+    .await
+    .expect("the watch ends");
+    let s = end.expect("with a status");
+    assert_eq!(s.code(), Code::Unauthenticated, "{s:?}");
+    assert!(s.message().contains("revoked"), "{s:?}");
+    drop(tx);
+
+    // The worker's credential, rotated: its session ends and the agent
+    // stops, saying why, instead of knocking forever.
+    admin.cancel(long.task_id()).await.unwrap();
+    admin.register_endpoint("worker", true).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = worker.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the endpoint kept running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!status.success());
+    let s = admin.status().await.unwrap();
+    let w = s.endpoints.iter().find(|e| e.name == "worker").unwrap();
+    assert_eq!(w.sessions, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoints_owner_decides_who_submits_which_functions_and_what_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _service = serve(&dir.path().join("data"), port);
+    let _local = endpoint(port, "local", &dir.path().join("local"), 1);
+    let admin = ready(port, "local", 1).await;
+    let mut tokens = Vec::new();
+    for user in ["ada", "bob"] {
+        admin.add_user(user, false).await.unwrap();
+        tokens.push(admin.create_token(Some(user), "", None).await.unwrap().1);
+    }
+    // Ada registers her lab's endpoint with the CLI and starts it with the
+    // credential it printed.
+    let out = ferry_as(port, &tokens[0], &["endpoint", "register", "lab"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let credential = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(credential.starts_with("ferryep_"), "{credential}");
+    let _lab = endpoint_with(
+        port,
+        "lab",
+        &dir.path().join("lab"),
+        1,
+        &["--gpu", "none", "--credential", &credential],
+    );
+    ready(port, "lab", 1).await;
+    let ada = connect(port, Some(&tokens[0])).await;
+    let bob = connect(port, Some(&tokens[1])).await;
+    let pi = ada.register(&guest_bytes("pi")).await.unwrap();
+    let faults = ada.register(&guest_bytes("faults")).await.unwrap();
+    let v: f64 = ada
+        .submit("lab", &pi.id, "pi", &(1_000u64, 1u64))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(v, estimate::pi(1_000, 1));
+    // By default she alone may submit.
+    let (got, message) = code(
+        bob.submit::<_, f64>("lab", &pi.id, "pi", &(1u64, 1u64))
+            .await,
+    );
+    assert_eq!(got, Code::PermissionDenied, "{message}");
+    assert!(
+        message.contains("may not submit to endpoint `lab`"),
+        "{message}"
+    );
+    // Bob may not set her policy.
+    let (got, _) = code(
+        bob.set_endpoint_policy("lab", ferry_client::EndpointPolicy::default())
+            .await,
+    );
+    assert_eq!(got, Code::PermissionDenied);
+
+    let out = ferry_as(
+        port,
+        &tokens[0],
+        &[
+            "endpoint",
+            "policy",
+            "lab",
+            "--submitters",
+            "bob",
+            "--allow-function",
+            &pi.id,
+            "--max-timeout",
+            "10s",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: f64 = bob
+        .submit("lab", &pi.id, "pi", &(1_000u64, 2u64))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(v, estimate::pi(1_000, 2));
+    let (got, message) = code(
+        bob.submit::<_, ()>("lab", &faults.id, "boom", &("x",))
+            .await,
+    );
+    assert_eq!(got, Code::PermissionDenied, "{message}");
+    assert!(
+        message.contains(&faults.id),
+        "names the function: {message}"
+    );
+    let long = SubmitOptions {
+        limits: Some(ferry_client::Limits {
+            timeout_ms: 60_000,
+            ..Default::default()
+        }),
+        ..SubmitOptions::default()
+    };
+    let (got, message) = code(
+        bob.submit_with::<_, f64>("lab", &pi.id, "pi", &(1u64, 1u64), &long)
+            .await,
+    );
+    assert_eq!(got, Code::InvalidArgument, "{message}");
+    assert!(message.contains("ceiling of 10.000s"), "{message}");
+    // Nothing refused was queued.
+    let s = admin.status().await.unwrap();
+    let lab = s.endpoints.iter().find(|e| e.name == "lab").unwrap();
+    assert_eq!(lab.queued, 0);
+    let listed = bob.endpoints().await.unwrap();
+    assert_eq!(listed.len(), 1, "bob sees the endpoint he may use");
+    assert_eq!(listed[0].owner, "ada");
+}
