@@ -28,7 +28,7 @@ async fn connect(port: u16, token: Option<&str>) -> Client {
 }
 
 async fn raw(port: u16, token: Option<&str>) -> ferry_proto::auth::Conn {
-    let channel = ferry_proto::dial(&format!("http://127.0.0.1:{port}"))
+    let channel = ferry_proto::dial(&format!("http://127.0.0.1:{port}"), &Default::default())
         .unwrap()
         .connect()
         .await

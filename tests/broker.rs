@@ -145,7 +145,7 @@ async fn a_foreign_session_cannot_forge_results_and_the_real_ones_arrive() {
         &ferry_proto::credentials::endpoint_key(&format!("http://127.0.0.1:{port}"), "local"),
     )
     .expect("the endpoint saved the credential it registered");
-    let channel = ferry_proto::dial(&format!("http://127.0.0.1:{port}"))
+    let channel = ferry_proto::dial(&format!("http://127.0.0.1:{port}"), &Default::default())
         .unwrap()
         .connect()
         .await
@@ -540,7 +540,11 @@ async fn reflection_lists_ferrys_services_in_v1_and_v1alpha() {
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(60);
     let channel = loop {
-        match ferry_proto::dial(&url).unwrap().connect().await {
+        match ferry_proto::dial(&url, &Default::default())
+            .unwrap()
+            .connect()
+            .await
+        {
             Ok(c) => break c,
             Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await

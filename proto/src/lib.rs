@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod credentials;
 mod policy;
+pub mod tls;
 pub mod transfer;
 
 pub use policy::{offers_from_wire, requirements_from_wire};
@@ -24,9 +25,15 @@ pub const CONNECTION_WINDOW: u32 = 32 << 20;
 pub const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 pub const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// How ferry dials a service: no Nagle delay and wide flow-control windows.
-pub fn dial(url: &str) -> Result<tonic::transport::Endpoint, tonic::transport::Error> {
-    Ok(tonic::transport::Endpoint::from_shared(url.to_owned())?
+/// How ferry dials a service: no Nagle delay, wide flow-control windows,
+/// and TLS as `tls` says when `url` is `https://`.
+pub fn dial(
+    url: &str,
+    tls: &tls::ClientTls,
+) -> Result<tonic::transport::Endpoint, tonic::transport::Error> {
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())?;
+    Ok(tls
+        .apply(url, endpoint)?
         .tcp_nodelay(true)
         .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT)

@@ -63,7 +63,7 @@ pub async fn client(port: u16) -> Result<Client, ferry_client::ClientError> {
 
 /// A raw connection to the service on `port`, with its admin token.
 pub async fn channel(port: u16) -> ferry_proto::auth::Conn {
-    let channel = ferry_proto::dial(&format!("http://127.0.0.1:{port}"))
+    let channel = ferry_proto::dial(&format!("http://127.0.0.1:{port}"), &Default::default())
         .unwrap()
         .connect()
         .await

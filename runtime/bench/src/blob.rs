@@ -89,7 +89,8 @@ pub fn run(
         let remote = tokio::spawn(ferry_endpoint::run(remote, async {
             let _ = stopped.await;
         }));
-        let client = ferry_local::connect_when_ready(&fabric.url, &fabric.token).await?;
+        let client =
+            ferry_local::connect_when_ready(&fabric.url, &fabric.token, &fabric.tls).await?;
         let f = client.register(&std::fs::read(&path)?).await?;
         let result = measure(&client, &f.id, mib, runs, &dir).await;
         let _ = stop.send(());

@@ -359,7 +359,8 @@ fn fabric_bench(
         .context("starting the async runtime")?;
     let result = runtime.block_on(async {
         let fabric = ferry_local::Fabric::start(&dir, "127.0.0.1:0".parse()?, None).await?;
-        let client = ferry_local::connect_when_ready(&fabric.url, &fabric.token).await?;
+        let client =
+            ferry_local::connect_when_ready(&fabric.url, &fabric.token, &fabric.tls).await?;
         let f = client.register(&std::fs::read(&path)?).await?;
         body(&client, &f.id).await?;
         fabric.stop().await

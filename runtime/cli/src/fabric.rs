@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::demos::{camera_snapshot, pi_experiment, pipeline_experiment};
 use anyhow::Context;
-use ferry_client::Client;
+use ferry_client::{Client, ClientTls};
 use ferry_local::Fabric;
 use ferry_service::{Service, ServiceConfig};
 
@@ -24,6 +24,16 @@ pub struct ServiceArg {
     /// login` saved for the service).
     #[arg(long, global = true)]
     pub token: Option<String>,
+    /// The CA that signed an `https://` service's certificate (else the
+    /// system's roots).
+    #[arg(long, env = ferry_proto::tls::CA_ENV, global = true)]
+    pub ca: Option<PathBuf>,
+    /// A certificate to show a service that requires one (mutual TLS).
+    #[arg(long, env = ferry_proto::tls::CLIENT_CERT_ENV, global = true)]
+    pub client_cert: Option<PathBuf>,
+    /// The key of `--client-cert`.
+    #[arg(long, env = ferry_proto::tls::CLIENT_KEY_ENV, global = true)]
+    pub client_key: Option<PathBuf>,
 }
 
 impl ServiceArg {
@@ -31,11 +41,20 @@ impl ServiceArg {
         self.service.as_deref().unwrap_or(DEFAULT_SERVICE)
     }
 
+    /// How an `https://` service is trusted.
+    pub fn tls(&self) -> anyhow::Result<ClientTls> {
+        Ok(ClientTls::from_files(
+            self.ca.as_deref(),
+            self.client_cert.as_deref(),
+            self.client_key.as_deref(),
+        )?)
+    }
+
     /// Connects with the token found for the service.
     pub async fn connect(&self) -> anyhow::Result<Client> {
         let url = self.url();
         let token = ferry_proto::credentials::token_for(url, self.token.as_deref());
-        Ok(Client::connect_as(url, token.as_deref()).await?)
+        Ok(Client::connect_with(url, token.as_deref(), &self.tls()?).await?)
     }
 }
 
@@ -68,6 +87,8 @@ pub struct UpArgs {
     demo: bool,
     #[command(flatten)]
     caps: StoreCaps,
+    #[command(flatten)]
+    tls: crate::tls::TlsArgs,
 }
 
 /// Settings of the service, for `serve` and `up`.
@@ -120,6 +141,8 @@ pub struct ServeArgs {
     listen: SocketAddr,
     #[command(flatten)]
     caps: StoreCaps,
+    #[command(flatten)]
+    tls: crate::tls::TlsArgs,
 }
 
 pub fn data_dir(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -144,8 +167,16 @@ pub(crate) async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+pub fn up(service: &ServiceArg, args: UpArgs) -> anyhow::Result<ExitCode> {
     let dir = data_dir(args.data_dir)?;
+    let chosen = args.tls.choose(args.listen, &dir)?;
+    let mut config = args.caps.config(&dir);
+    config.tls = chosen.tls;
+    // The local endpoint trusts `--ca` (and shows `--client-cert`) when
+    // given, else the served certificate itself.
+    let endpoint_tls = (service.ca.is_some() || service.client_cert.is_some())
+        .then(|| service.tls())
+        .transpose()?;
     let pi = if args.demo {
         // Built before the fabric starts, so that both are ready together.
         ferry_local::component("kmeans", None)?;
@@ -155,12 +186,15 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     };
     runtime()?.block_on(async move {
         let fabric =
-            Fabric::start_with(args.caps.config(&dir), args.listen, args.concurrency).await?;
+            Fabric::start_with(config, args.listen, args.concurrency, endpoint_tls).await?;
         println!(
             "ferry is up: service {}, endpoint `local`, data in {}",
             fabric.url,
             dir.display()
         );
+        if let Some(b) = &chosen.banner {
+            println!("{b}");
+        }
         println!(
             "admin token{} in {}; {}",
             if fabric.first_start { " (new)" } else { "" },
@@ -173,7 +207,9 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                 fabric.wait().await?;
             }
             Some(pi) => {
-                let client = ferry_local::connect_when_ready(&fabric.url, &fabric.token).await?;
+                let client =
+                    ferry_local::connect_when_ready(&fabric.url, &fabric.token, &fabric.tls)
+                        .await?;
                 pi_experiment(&client, "local", &pi).await?;
                 let kmeans = ferry_local::KmeansArgs {
                     points: 400_000,
@@ -214,8 +250,12 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let dir = data_dir(args.data_dir)?;
+    let chosen = args.tls.choose(args.listen, &dir)?;
+    let scheme = chosen.scheme;
+    let mut config = args.caps.config(&dir);
+    config.tls = chosen.tls;
     runtime()?.block_on(async move {
-        let service = Service::open(args.caps.config(&dir))?;
+        let service = Service::open(config)?;
         let made = service.bootstrap()?;
         let token_file = dir.join(ferry_service::ADMIN_TOKEN_FILE);
         // On loopback, whoever runs the service is its user: the admin's
@@ -228,13 +268,16 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             Err(e) => println!("no admin token saved: {e:#}"),
         };
         if local && args.listen.port() != 0 {
-            save(&format!("http://{}", args.listen));
+            save(&format!("{scheme}://{}", args.listen));
         }
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
-        let url = format!("http://{}", listener.local_addr()?);
+        let url = format!("{scheme}://{}", listener.local_addr()?);
         println!("ferry service on {url}, data in {}", dir.display());
+        if let Some(b) = &chosen.banner {
+            println!("{b}");
+        }
         if made.is_some() {
             println!("first start: an admin token is in {}", token_file.display());
         }

@@ -5,6 +5,7 @@ mod demos;
 mod fabric;
 mod local;
 mod scaffold;
+mod tls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -130,7 +131,7 @@ fn main() -> ExitCode {
         Command::Inspect { file } => local::inspect(&file),
         Command::Run(args) => local::run(args),
         Command::New(args) => scaffold::new(args),
-        Command::Up(args) => fabric::up(args),
+        Command::Up(args) => fabric::up(&cli.service, args),
         Command::Serve(args) => fabric::serve(args),
         Command::Endpoint(cmd) => commands::endpoint(&cli.service, cmd),
         Command::Fn(cmd) => commands::func(&cli.service, cmd),
@@ -144,9 +145,10 @@ fn main() -> ExitCode {
         Command::Logs { task_id } => commands::logs(&cli.service, &task_id),
         Command::Graph { task_id } => commands::graph(&cli.service, &task_id),
         Command::Status => commands::status(&cli.service),
-        Command::Login { url, with_token } => {
-            commands::login(&url, with_token.or(cli.service.token.clone()))
-        }
+        Command::Login { url, with_token } => cli
+            .service
+            .tls()
+            .and_then(|tls| commands::login(&url, with_token.or(cli.service.token.clone()), &tls)),
         Command::Whoami => commands::whoami(&cli.service),
         Command::User(cmd) => commands::user(&cli.service, cmd),
         Command::Token(cmd) => commands::token(&cli.service, cmd),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_proto::auth::{Bearer, Conn};
+use ferry_proto::tls::ClientTls;
 use ferry_proto::v1::{
     self as pb, TaskInfo, TaskState, auth_client::AuthClient, blobs_client::BlobsClient,
     functions_client::FunctionsClient, submit_request, tasks_client::TasksClient,
@@ -46,28 +47,58 @@ impl Client {
         Client::connect_as(url, token.as_deref()).await
     }
 
-    /// Connects presenting exactly `token` (`None`: no token at all).
+    /// Connects presenting exactly `token` (`None`: no token at all), with
+    /// TLS from `FERRY_CA`, `FERRY_CLIENT_CERT` and `FERRY_CLIENT_KEY`.
     pub async fn connect_as(
         url: impl Into<String>,
         token: Option<&str>,
+    ) -> Result<Client, ClientError> {
+        let url = url.into();
+        let tls = ClientTls::from_env().map_err(|e| ClientError::Connect {
+            url: url.clone(),
+            message: e.to_string(),
+        })?;
+        Client::connect_with(url, token, &tls).await
+    }
+
+    /// Connects presenting `token`, trusting an `https://` service as `tls`
+    /// says.
+    pub async fn connect_with(
+        url: impl Into<String>,
+        token: Option<&str>,
+        tls: &ClientTls,
     ) -> Result<Client, ClientError> {
         let url = url.into();
         let bearer = Bearer::new(token).map_err(|message| ClientError::Connect {
             url: url.clone(),
             message,
         })?;
-        let fail = |e: &dyn std::fmt::Display| ClientError::Connect {
-            url: url.clone(),
-            message: e.to_string(),
+        let fail = |e: &dyn std::error::Error| {
+            let mut message = e.to_string();
+            let mut source = e.source();
+            while let Some(s) = source {
+                message = format!("{message}: {s}");
+                source = s.source();
+            }
+            ClientError::Connect {
+                message: ferry_proto::tls::explain(&url, &message).unwrap_or(message),
+                url: url.clone(),
+            }
         };
-        let channel = ferry_proto::dial(&url)
+        let channel = ferry_proto::dial(&url, tls)
             .map_err(|e| fail(&e))?
             .connect_timeout(Duration::from_secs(5))
             .connect()
             .await
-            .map_err(|e| {
-                fail(&std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string()))
-            })?;
+            .map_err(|e| fail(&e))?;
+        if url.starts_with("https://") && !tls.has_identity() {
+            // TLS 1.3 finishes the client's side of a handshake before the
+            // service has judged its certificate: a service that wants one
+            // would otherwise surface as a dropped first call, far from here.
+            probe(channel.clone())
+                .await
+                .map_err(|status| fail(&status))?;
+        }
         let channel = Conn::new(channel, bearer);
         let tasks = TasksClient::new(channel.clone())
             .max_decoding_message_size(MAX_MESSAGE)
@@ -377,4 +408,15 @@ pub(crate) fn request<A: Serialize + ?Sized>(
         args: Some(submit_request::Args::Msgpack(bytes)),
         ..Default::default()
     })
+}
+
+/// One health check, which needs no token: it proves the TLS session whole.
+async fn probe(channel: tonic::transport::Channel) -> Result<(), tonic::Status> {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .map(drop)
 }

@@ -94,9 +94,20 @@ impl From<tonic::Status> for ClientError {
                 message: s.message().to_owned(),
             };
         }
+        // A transport failure (a TLS alert, a reset) says what happened only
+        // in its sources.
+        let mut message = s.message().to_owned();
+        let mut source = std::error::Error::source(&s);
+        while let Some(e) = source {
+            let more = e.to_string();
+            if !message.contains(&more) {
+                message = format!("{message}: {more}");
+            }
+            source = e.source();
+        }
         ClientError::Service {
             code: s.code(),
-            message: s.message().to_owned(),
+            message,
         }
     }
 }

@@ -29,6 +29,7 @@ pub use options::{SubmitOptions, WitResult};
 
 pub use ferry_policy::{FailureKind, Requirement};
 pub use ferry_proto::credentials;
+pub use ferry_proto::tls::ClientTls;
 pub use ferry_proto::transfer::Progress;
 pub use ferry_proto::v1::{
     BlobInfo, EndpointInfo, EndpointPolicy, GcReport, Limits, TaskInfo, TaskState as State,

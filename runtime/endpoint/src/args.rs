@@ -25,6 +25,16 @@ pub struct StartArgs {
     /// and saves the credential it gets).
     #[arg(long)]
     pub credential: Option<String>,
+    /// The CA that signed an `https://` service's certificate (else the
+    /// system's roots).
+    #[arg(long, env = ferry_proto::tls::CA_ENV)]
+    pub ca: Option<PathBuf>,
+    /// A certificate to show a service that requires one (mutual TLS).
+    #[arg(long, env = ferry_proto::tls::CLIENT_CERT_ENV, requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// The key of `--client-cert`.
+    #[arg(long, env = ferry_proto::tls::CLIENT_KEY_ENV, requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
     /// Endpoint name (overrides the config file).
     #[arg(long)]
     pub name: Option<String>,
@@ -76,6 +86,13 @@ impl StartArgs {
         }
         if let Some(n) = self.name {
             c.name = n;
+        }
+        if self.ca.is_some() || self.client_cert.is_some() {
+            c.tls = ferry_proto::tls::ClientTls::from_files(
+                self.ca.as_deref(),
+                self.client_cert.as_deref(),
+                self.client_key.as_deref(),
+            )?;
         }
         if let Some(t) = self.credential {
             c.credential = Some(t);

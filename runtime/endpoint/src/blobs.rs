@@ -40,12 +40,13 @@ const STALE: Duration = Duration::from_secs(3600);
 impl FetchedBlobs {
     pub(crate) fn new(
         service: &str,
+        tls: &ferry_proto::tls::ClientTls,
         bearer: ferry_proto::auth::Bearer,
         dir: PathBuf,
         cap: u64,
         shared: Option<PathBuf>,
     ) -> anyhow::Result<Self> {
-        let channel = ferry_proto::dial(service)
+        let channel = ferry_proto::dial(service, tls)
             .with_context(|| format!("bad service URL `{service}`"))?
             .connect_lazy();
         let channel = Conn::new(channel, bearer);

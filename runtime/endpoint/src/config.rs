@@ -20,6 +20,9 @@ pub struct EndpointConfig {
     /// `FERRY_ENDPOINT_CREDENTIAL`, else the one saved for `service` and
     /// `name`, else one it registers for itself.
     pub credential: Option<String>,
+    /// How an `https://` service is trusted, and the client certificate
+    /// shown to one that asks (mutual TLS).
+    pub tls: ferry_proto::tls::ClientTls,
     /// Tasks run at once (default: the number of cores).
     pub concurrency: u32,
     /// Tasks held ready beyond those running (default: `concurrency`): the
@@ -80,6 +83,7 @@ impl EndpointConfig {
             name: name.into(),
             service: service.into(),
             credential: None,
+            tls: ferry_proto::tls::ClientTls::default(),
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get() as u32),
             prefetch: None,
             limits: Limits::default(),
@@ -101,7 +105,8 @@ impl EndpointConfig {
     /// `cache_dir`, `heartbeat`, `gpu` (`"auto"`, `"none"` or part of an
     /// adapter's name), `scratch_dir`, `blob_cache` (e.g. `"32GiB"`),
     /// `shared_blob_store` (the service's `<data_dir>/blobs`, if readable here),
-    /// `[limits]` with `timeout`, `memory`, `output`, `gpu_buffer`,
+    /// `ca`, `client_cert` and `client_key` (PEM files, for an `https://`
+    /// service), `[limits]` with `timeout`, `memory`, `output`, `gpu_buffer`,
     /// `gpu_memory`, `blob_output` (e.g. `"5s"`, `"64MiB"`), `[[cameras]]`
     /// with `name`, `backend` (`v4l2`, `test-pattern`, `replay`), `device`
     /// (v4l2), `dir` (replay), `width`, `height`, `fps`, `open` (`start` or
@@ -123,6 +128,9 @@ impl EndpointConfig {
             scratch_dir: Option<PathBuf>,
             blob_cache: Option<String>,
             shared_blob_store: Option<PathBuf>,
+            ca: Option<PathBuf>,
+            client_cert: Option<PathBuf>,
+            client_key: Option<PathBuf>,
             limits: Option<FileLimits>,
             max_limits: Option<FileMaxLimits>,
             #[serde(default)]
@@ -202,6 +210,11 @@ impl EndpointConfig {
             c.blob_cache = ferry_host::parse_bytes(&b)?;
         }
         c.shared_blob_store = f.shared_blob_store;
+        c.tls = ferry_proto::tls::ClientTls::from_files(
+            f.ca.as_deref(),
+            f.client_cert.as_deref(),
+            f.client_key.as_deref(),
+        )?;
         for m in f.mounts {
             anyhow::ensure!(
                 !m.functions.is_empty(),

@@ -50,7 +50,9 @@ pub(crate) async fn find(config: &EndpointConfig) -> anyhow::Result<String> {
     if let Some(c) = saved(config) {
         return Ok(c);
     }
-    let channel = ferry_proto::dial(&config.service)?.connect().await?;
+    let channel = ferry_proto::dial(&config.service, &config.tls)?
+        .connect()
+        .await?;
     let conn = ferry_proto::auth::conn(channel, Some(&user)).map_err(anyhow::Error::msg)?;
     let reply = AuthClient::new(conn)
         .register_endpoint(RegisterEndpointRequest {

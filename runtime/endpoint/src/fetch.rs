@@ -50,7 +50,9 @@ impl Agent {
     }
 
     async fn fetch(&self, id: &str) -> anyhow::Result<Vec<u8>> {
-        let channel = ferry_proto::dial(&self.config.service)?.connect().await?;
+        let channel = ferry_proto::dial(&self.config.service, &self.config.tls)?
+            .connect()
+            .await?;
         let channel = ferry_proto::auth::Conn::new(channel, self.bearer.clone());
         let mut client = EndpointsClient::new(channel).max_decoding_message_size(64 << 20);
         let mut stream = client

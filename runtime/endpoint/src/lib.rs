@@ -64,6 +64,7 @@ pub async fn run(
         .join("blobs");
     let blobs = Arc::new(blobs::FetchedBlobs::new(
         &config.service,
+        &config.tls,
         bearer.clone(),
         blob_dir,
         config.blob_cache,

@@ -25,7 +25,7 @@ type Running = Arc<Mutex<HashMap<String, JoinHandle<()>>>>;
 
 impl Agent {
     pub(super) async fn session(self: Arc<Self>) -> anyhow::Result<()> {
-        let channel = ferry_proto::dial(&self.config.service)
+        let channel = ferry_proto::dial(&self.config.service, &self.config.tls)
             .with_context(|| format!("bad service URL `{}`", self.config.service))?
             .connect_timeout(Duration::from_secs(5))
             .connect()

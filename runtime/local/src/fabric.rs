@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ferry_client::Client;
+use ferry_client::{Client, ClientTls};
 use ferry_endpoint::EndpointConfig;
 use ferry_service::{Service, ServiceConfig};
 
@@ -17,6 +17,9 @@ pub struct Fabric {
     pub token: String,
     /// Whether this start made the first admin (and so the token).
     pub first_start: bool,
+    /// How a client of this process trusts the service (its local
+    /// endpoint's own settings).
+    pub tls: ClientTls,
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -27,15 +30,20 @@ impl Fabric {
         listen: SocketAddr,
         concurrency: Option<u32>,
     ) -> anyhow::Result<Fabric> {
-        Fabric::start_with(ServiceConfig::new(dir), listen, concurrency).await
+        Fabric::start_with(ServiceConfig::new(dir), listen, concurrency, None).await
     }
 
+    /// Starts with `config`. When it serves TLS, the local endpoint dials
+    /// `https://` and trusts `endpoint_tls`, else the served certificate
+    /// itself (a self-signed one).
     pub async fn start_with(
         config: ServiceConfig,
         listen: SocketAddr,
         concurrency: Option<u32>,
+        endpoint_tls: Option<ClientTls>,
     ) -> anyhow::Result<Fabric> {
         let dir = config.data_dir.clone();
+        let served_tls = config.tls.as_ref().map(|t| t.cert_pem.clone());
         let service = Service::open(config)?;
         let made = service.bootstrap()?;
         let first_start = made.is_some();
@@ -46,8 +54,22 @@ impl Fabric {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        let url = format!("http://{}", listener.local_addr()?);
+        let mut addr = listener.local_addr()?;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let (url, tls) = match &served_tls {
+            Some(cert) => (
+                format!("https://{addr}"),
+                endpoint_tls.unwrap_or_else(|| ClientTls::system().with_ca_pem(cert)),
+            ),
+            None => (format!("http://{addr}"), ClientTls::system()),
+        };
         let mut endpoint = EndpointConfig::new("local", url.clone());
+        endpoint.tls = tls.clone();
         endpoint.credential = Some(service.own_endpoint("local")?);
         endpoint.cache_dir = Some(dir.join("endpoint-cache"));
         // Same machine: the endpoint reads the service's blobs in place.
@@ -75,6 +97,7 @@ impl Fabric {
             url,
             token,
             first_start,
+            tls,
             stop,
             tasks,
         })
@@ -108,10 +131,10 @@ pub fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
 
 /// Connects with `token` once the service answers and its `local` endpoint
 /// is online.
-pub async fn connect_when_ready(url: &str, token: &str) -> anyhow::Result<Client> {
+pub async fn connect_when_ready(url: &str, token: &str, tls: &ClientTls) -> anyhow::Result<Client> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(c) = Client::connect_as(url, Some(token)).await
+        if let Ok(c) = Client::connect_with(url, Some(token), tls).await
             && let Ok(s) = c.status().await
             && s.endpoints.iter().any(|e| e.name == "local" && e.online)
         {

@@ -238,7 +238,7 @@ impl BlobStore {
 }
 
 fn io(e: std::io::Error) -> Status {
-    Status::internal(format!("blob store: {e}"))
+    crate::grpc::internal(format!("blob store: {e}"))
 }
 
 #[cfg(test)]

@@ -62,6 +62,25 @@ pub struct ServiceConfig {
     /// Whether every call must carry a valid token. Off, every caller is
     /// one admin: only for measuring what authentication costs.
     pub auth: bool,
+    /// TLS for every connection; `None` serves plaintext.
+    pub tls: Option<ServerTls>,
+}
+
+/// The service's certificate, and the CA whose client certificates it
+/// requires (mutual TLS), if any.
+#[derive(Clone)]
+pub struct ServerTls {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    pub client_ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("mutual", &self.client_ca_pem.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServiceConfig {
@@ -77,6 +96,7 @@ impl ServiceConfig {
             result_retention: Duration::from_secs(7 * 24 * 3600),
             metrics: None,
             auth: true,
+            tls: None,
         }
     }
 }

@@ -81,7 +81,11 @@ fn print_tokens(tokens: &[TokenInfo]) {
 }
 
 /// Checks `token` against the service at `url` and saves it for that URL.
-pub fn login(url: &str, token: Option<String>) -> anyhow::Result<ExitCode> {
+pub fn login(
+    url: &str,
+    token: Option<String>,
+    tls: &ferry_client::ClientTls,
+) -> anyhow::Result<ExitCode> {
     let token = match token {
         Some(t) => t,
         None => {
@@ -95,7 +99,7 @@ pub fn login(url: &str, token: Option<String>) -> anyhow::Result<ExitCode> {
     };
     anyhow::ensure!(!token.is_empty(), "no token given");
     runtime()?.block_on(async {
-        let client = Client::connect_as(url, Some(&token)).await?;
+        let client = Client::connect_with(url, Some(&token), tls).await?;
         let me = client.whoami().await?;
         let path = ferry_proto::credentials::file()
             .context("no config directory: set HOME or FERRY_CONFIG_DIR")?;

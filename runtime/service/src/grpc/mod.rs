@@ -8,13 +8,14 @@ mod blobs;
 mod endpoints;
 mod functions;
 mod tasks;
+mod tls;
 
 use std::pin::Pin;
 
 use ferry_proto::v1::{
     self as pb, auth_server, blobs_server, endpoints_server, functions_server, tasks_server,
 };
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use tokio::net::TcpListener;
 use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
@@ -226,14 +227,17 @@ pub(crate) async fn serve(
     let reflection_v1alpha = reflection().build_v1alpha()?;
     // `Server::tcp_nodelay` only covers sockets tonic binds itself; without
     // it, small replies wait on delayed ACKs (~40 ms each).
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
-        let s = s?;
-        s.set_nodelay(true)?;
-        Ok::<_, std::io::Error>(s)
-    });
+    let tls = service.inner.config.tls.clone();
+    let incoming = tls::incoming(listener, tls.is_some());
     let auth = Authenticate(service.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(t) = &tls {
+        builder = builder
+            .tls_config(tls::config(t))
+            .map_err(|e| anyhow::anyhow!("the TLS certificate or key cannot be used: {e}"))?;
+    }
+    let server = builder
         .initial_stream_window_size(ferry_proto::STREAM_WINDOW)
         .initial_connection_window_size(ferry_proto::CONNECTION_WINDOW)
         // Half-open connections are found by pings, not by a TCP write
