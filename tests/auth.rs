@@ -403,6 +403,75 @@ async fn one_users_memoized_result_never_answers_another() {
     assert_eq!(b1, a1);
     let (_, hit) = run(&clients[1]).await;
     assert!(hit, "and then he has his own");
+
+    // Functions are shared by hash, but each lists what they registered.
+    let listed = |fs: Vec<pb::FunctionInfo>| fs.into_iter().map(|f| f.id).collect::<Vec<_>>();
+    assert_eq!(
+        listed(clients[0].functions().await.unwrap()),
+        vec![pi.id.clone()]
+    );
+    assert!(listed(clients[1].functions().await.unwrap()).is_empty());
+    let again = clients[1].register(&guest_bytes("pi")).await.unwrap();
+    assert!(!again.uploaded, "known by hash: nothing uploaded");
+    assert_eq!(
+        listed(clients[1].functions().await.unwrap()),
+        vec![pi.id.clone()]
+    );
+    let (c, m) = code(clients[1].all_functions().await);
+    assert_eq!(c, Code::PermissionDenied, "{m}");
+    assert!(
+        listed(admin.all_functions().await.unwrap()).contains(&pi.id),
+        "an admin sees every function"
+    );
+
+    // The audit trail names who did what; a forged token is there too.
+    let forged = connect(port, Some("ferry_nobody_0000")).await;
+    let _ = code(forged.functions().await);
+    let path = dir.path().join("data").join(ferry_service::AUDIT_LOG_FILE);
+    let wanted = |lines: &[serde_json::Value]| {
+        let has = |event: &str, user: &str| {
+            lines
+                .iter()
+                .any(|l| l["event"] == event && l["user"] == user)
+        };
+        has("register", "ada")
+            && has("register", "bob")
+            && has("submit", "ada")
+            && has("submit", "bob")
+            && has("unauthenticated", "")
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let lines = loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("each audit line is JSON"))
+            .collect();
+        if wanted(&lines) || Instant::now() > deadline {
+            break lines;
+        }
+        tokio::task::yield_now().await;
+    };
+    assert!(wanted(&lines), "{lines:#?}");
+    let submit = lines
+        .iter()
+        .find(|l| l["event"] == "submit" && l["user"] == "bob")
+        .unwrap();
+    assert_eq!(submit["endpoint"], "local");
+    assert_eq!(submit["function"], pi.id.as_str());
+    assert_eq!(submit["export"], "pi");
+    let uploads: Vec<bool> = lines
+        .iter()
+        .filter(|l| l["event"] == "register")
+        .map(|l| l["uploaded"].as_bool().unwrap())
+        .collect();
+    assert_eq!(uploads, [true, false], "ada uploaded; bob's was known");
+    assert!(
+        !std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("ferry_nobody_0000"),
+        "no secret is written to the trail"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -619,4 +688,85 @@ async fn an_endpoints_owner_decides_who_submits_which_functions_and_what_limits(
     let listed = bob.endpoints().await.unwrap();
     assert_eq!(listed.len(), 1, "bob sees the endpoint he may use");
     assert_eq!(listed[0].owner, "ada");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_checks_its_owners_rules_again_whatever_the_service_admits() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _service = serve(&dir.path().join("data"), port);
+    let pi_bytes = guest_bytes("pi");
+    let pi_id = blake3::hash(&pi_bytes).to_hex().to_string();
+    // Its own config says: pi alone, for ada alone.
+    let _guarded = endpoint_with(
+        port,
+        "guarded",
+        &dir.path().join("cache"),
+        1,
+        &[
+            "--gpu",
+            "none",
+            "--submitter",
+            "ada",
+            "--allow-function",
+            &pi_id,
+        ],
+    );
+    let admin = ready(port, "guarded", 1).await;
+    // The service's policy lets everyone submit anything.
+    admin
+        .set_endpoint_policy(
+            "guarded",
+            ferry_client::EndpointPolicy {
+                submitters: vec!["*".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut users = Vec::new();
+    for user in ["ada", "bob"] {
+        admin.add_user(user, false).await.unwrap();
+        let (_, t) = admin.create_token(Some(user), "", None).await.unwrap();
+        users.push(connect(port, Some(&t)).await);
+    }
+    let (ada, bob) = (&users[0], &users[1]);
+    let pi = ada.register(&pi_bytes).await.unwrap();
+    let faults = ada.register(&guest_bytes("faults")).await.unwrap();
+    let v: f64 = ada
+        .submit("guarded", &pi.id, "pi", &(1_000u64, 1u64))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(v, estimate::pi(1_000, 1));
+    let denied = |r: Result<f64, ClientError>| match r {
+        Err(ClientError::Task { kind, message, .. }) => {
+            assert_eq!(kind, ferry_client::FailureKind::Denied, "{message}");
+            message
+        }
+        other => panic!("expected the endpoint to refuse, got {other:?}"),
+    };
+    let m = denied(
+        bob.submit::<_, f64>("guarded", &pi.id, "pi", &(1_000u64, 1u64))
+            .await
+            .unwrap()
+            .await,
+    );
+    assert!(m.contains("runs no tasks for user `bob`"), "{m}");
+    let m = denied(
+        ada.submit::<_, f64>("guarded", &faults.id, "boom", &("x",))
+            .await
+            .unwrap()
+            .await,
+    );
+    assert!(m.contains(&faults.id), "names the function: {m}");
+    // And it keeps serving.
+    let v: f64 = ada
+        .submit("guarded", &pi.id, "pi", &(1_000u64, 2u64))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(v, estimate::pi(1_000, 2));
 }

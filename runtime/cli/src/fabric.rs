@@ -117,6 +117,13 @@ pub struct StoreCaps {
     /// Finished tasks are kept this long, then pruned.
     #[arg(long, default_value = "7d", value_parser = crate::local::parse_duration_arg)]
     retention: Duration,
+    /// The audit trail: who registered, submitted, cancelled or fetched
+    /// what, a JSON line per event (default: `<data-dir>/audit.jsonl`).
+    #[arg(long, env = "FERRY_AUDIT_LOG", conflicts_with = "no_audit")]
+    audit_log: Option<PathBuf>,
+    /// Keep no audit trail.
+    #[arg(long)]
+    no_audit: bool,
 }
 
 impl StoreCaps {
@@ -129,6 +136,11 @@ impl StoreCaps {
         c.rules.lease_timeout = self.lease_timeout;
         c.rules.max_queued_per_endpoint = self.max_queued;
         c.result_retention = self.retention;
+        if self.no_audit {
+            c.audit_log = None;
+        } else if let Some(path) = &self.audit_log {
+            c.audit_log = Some(path.clone());
+        }
         c
     }
 }

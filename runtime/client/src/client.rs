@@ -127,8 +127,15 @@ impl Client {
             .await?
             .into_inner();
         if has.present.contains(&id) {
+            // The header alone: the service counts this user among the
+            // function's registrants and uploads nothing.
+            let header = pb::RegisterChunk {
+                id: id.clone(),
+                total_size: bytes.len() as u64,
+                data: Vec::new(),
+            };
             let info = functions
-                .get(pb::GetFunctionRequest { id: id.clone() })
+                .register(tokio_stream::iter([header]))
                 .await?
                 .into_inner();
             return Ok(Registered {
@@ -383,11 +390,21 @@ impl Client {
             .into_inner())
     }
 
+    /// The functions this user registered.
     pub async fn functions(&self) -> Result<Vec<pb::FunctionInfo>, ClientError> {
+        self.list_functions(false).await
+    }
+
+    /// Every registered function (admin only).
+    pub async fn all_functions(&self) -> Result<Vec<pb::FunctionInfo>, ClientError> {
+        self.list_functions(true).await
+    }
+
+    async fn list_functions(&self, all: bool) -> Result<Vec<pb::FunctionInfo>, ClientError> {
         Ok(self
             .functions
             .clone()
-            .list(pb::ListFunctionsRequest {})
+            .list(pb::ListFunctionsRequest { all })
             .await?
             .into_inner()
             .functions)

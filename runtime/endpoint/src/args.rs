@@ -67,6 +67,14 @@ pub struct StartArgs {
     /// (grants per function: `[[env]]` in the config).
     #[arg(long = "env", value_name = "NAME=VALUE", value_parser = |s: &str| s.parse::<ferry_host::EnvVar>().map_err(|e| e.to_string()))]
     pub env: Vec<ferry_host::EnvVar>,
+    /// Run tasks only for this user (repeatable; `*` for any the service
+    /// admits), checked here on every task.
+    #[arg(long = "submitter", value_name = "USER")]
+    pub submitters: Vec<String>,
+    /// Run only this function, by blake3 id (repeatable), checked here on
+    /// every task.
+    #[arg(long = "allow-function", value_name = "ID", value_parser = |s: &str| ferry_host::FunctionId::parse(s).map(|_| s.to_owned()).map_err(|e| e.to_string()))]
+    pub allowed_functions: Vec<String>,
 }
 
 impl StartArgs {
@@ -114,6 +122,12 @@ impl StartArgs {
         }
         if let Some(s) = self.shared_blob_store {
             c.shared_blob_store = Some(s);
+        }
+        if !self.submitters.is_empty() {
+            c.submitters = self.submitters;
+        }
+        if !self.allowed_functions.is_empty() {
+            c.allowed_functions = self.allowed_functions;
         }
         for v in self.env {
             c.env.retain(|o| o.item.name != v.name);

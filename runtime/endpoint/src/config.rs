@@ -34,6 +34,11 @@ pub struct EndpointConfig {
     /// The most a submission may ask for; a task that asks for more fails
     /// with `invalid-limits`, naming the ceiling.
     pub max_limits: MaxLimits,
+    /// The owner's own rules, checked here on every task, whatever the
+    /// service let through: the users it runs for (empty: any the service
+    /// admits) and the functions it runs, by blake3 (empty: any).
+    pub submitters: Vec<String>,
+    pub allowed_functions: Vec<String>,
     /// Compiled components (`<blake3>.<engine>.cwasm`).
     pub cache_dir: Option<PathBuf>,
     pub heartbeat: Duration,
@@ -88,6 +93,8 @@ impl EndpointConfig {
             prefetch: None,
             limits: Limits::default(),
             max_limits: MaxLimits::default(),
+            submitters: Vec::new(),
+            allowed_functions: Vec::new(),
             cache_dir: None,
             heartbeat: Duration::from_secs(2),
             gpu: GpuChoice::Auto,
@@ -106,7 +113,8 @@ impl EndpointConfig {
     /// adapter's name), `scratch_dir`, `blob_cache` (e.g. `"32GiB"`),
     /// `shared_blob_store` (the service's `<data_dir>/blobs`, if readable here),
     /// `ca`, `client_cert` and `client_key` (PEM files, for an `https://`
-    /// service), `[limits]` with `timeout`, `memory`, `output`, `gpu_buffer`,
+    /// service), `submitters` and `allowed_functions` (checked here again,
+    /// whatever the service admits), `[limits]` with `timeout`, `memory`, `output`, `gpu_buffer`,
     /// `gpu_memory`, `blob_output` (e.g. `"5s"`, `"64MiB"`), `[[cameras]]`
     /// with `name`, `backend` (`v4l2`, `test-pattern`, `replay`), `device`
     /// (v4l2), `dir` (replay), `width`, `height`, `fps`, `open` (`start` or
@@ -131,6 +139,10 @@ impl EndpointConfig {
             ca: Option<PathBuf>,
             client_cert: Option<PathBuf>,
             client_key: Option<PathBuf>,
+            #[serde(default)]
+            submitters: Vec<String>,
+            #[serde(default)]
+            allowed_functions: Vec<String>,
             limits: Option<FileLimits>,
             max_limits: Option<FileMaxLimits>,
             #[serde(default)]
@@ -210,6 +222,13 @@ impl EndpointConfig {
             c.blob_cache = ferry_host::parse_bytes(&b)?;
         }
         c.shared_blob_store = f.shared_blob_store;
+        for id in &f.allowed_functions {
+            ferry_host::FunctionId::parse(id).with_context(|| {
+                format!("allowed_functions: `{id}` is not a function id (64 hex digits of blake3)")
+            })?;
+        }
+        c.submitters = f.submitters;
+        c.allowed_functions = f.allowed_functions;
         c.tls = ferry_proto::tls::ClientTls::from_files(
             f.ca.as_deref(),
             f.client_cert.as_deref(),

@@ -29,6 +29,7 @@ impl Agent {
     /// same check, on the same grants, that the service made on this
     /// endpoint's advertisement.
     pub(super) fn check_requirements(&self, a: &Assignment) -> Result<(), TaskError> {
+        self.check_policy(a)?;
         let needs = ferry_proto::requirements_from_wire(&a.requires).map_err(|e| TaskError {
             kind: FailureKind::UnsupportedRequirement.into(),
             message: format!("endpoint {}: {e}", self.config.name),
@@ -39,6 +40,34 @@ impl Agent {
                 kind: r.kind.into(),
                 message: r.message,
             })
+    }
+
+    /// The owner's rules, again: a service that admitted what they forbid
+    /// (a bug, or a compromise) still gets nothing run.
+    fn check_policy(&self, a: &Assignment) -> Result<(), TaskError> {
+        let c = &self.config;
+        let denied = |message: String| TaskError {
+            kind: FailureKind::Denied.into(),
+            message,
+        };
+        if !c.submitters.is_empty() && !c.submitters.iter().any(|u| u == "*" || *u == a.submitter) {
+            return Err(denied(format!(
+                "endpoint {} runs no tasks for user `{}`",
+                c.name, a.submitter
+            )));
+        }
+        if !c.allowed_functions.is_empty()
+            && !c
+                .allowed_functions
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(&a.function_id))
+        {
+            return Err(denied(format!(
+                "endpoint {} does not run function {}: it is not among its allowed functions",
+                c.name, a.function_id
+            )));
+        }
+        Ok(())
     }
 
     /// The submission's limits over the endpoint's defaults, refused past

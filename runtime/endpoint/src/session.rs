@@ -200,6 +200,21 @@ impl Agent {
             Ok(bytes) => task_outcome::Outcome::Result(bytes),
             Err(e) => task_outcome::Outcome::Error(e),
         };
+        // What ran here, and for whom: the endpoint's own trail.
+        let result = match &outcome {
+            task_outcome::Outcome::Result(_) => "ok",
+            task_outcome::Outcome::Error(e) => e.kind.as_str(),
+        };
+        tracing::info!(
+            target: "ferry::audit",
+            task = %a.task_id,
+            function = %a.function_id,
+            export = %a.export,
+            submitter = %a.submitter,
+            result,
+            ms = now_ms() - started_at_ms,
+            "ran"
+        );
         TaskOutcome {
             task_id: a.task_id,
             lease: a.lease,

@@ -8,6 +8,7 @@ use ferry_proto::v1::{self as pb, submit_request};
 use ferry_wit::FailureKind;
 
 use crate::Service;
+use crate::audit::Event;
 use crate::core::{Error, Principal, Result, TaskLimits, TaskRecord, TaskState, memo_key};
 use crate::functions::wit_error;
 
@@ -44,17 +45,56 @@ impl Service {
         who: &Principal,
         reqs: Vec<pb::SubmitRequest>,
     ) -> Result<Vec<String>> {
+        let audit = &self.inner.audit;
+        let refused = |e: Error| {
+            audit.record(
+                who,
+                Event::SubmitRefused {
+                    reason: &e.to_string(),
+                },
+            );
+            e
+        };
         let mut records: Vec<TaskRecord> = Vec::with_capacity(reqs.len());
         let many = reqs.len() > 1;
         for (i, req) in reqs.into_iter().enumerate() {
             match self.prepare(who, req, &records) {
                 Ok(r) => records.push(r),
-                Err(e) if many => return Err(e.context(&format!("task {i} of the batch"))),
-                Err(e) => return Err(e),
+                Err(e) if many => {
+                    return Err(refused(e.context(&format!("task {i} of the batch"))));
+                }
+                Err(e) => return Err(refused(e)),
             }
         }
         let ids = records.iter().map(|r| r.id.clone()).collect();
-        self.inner.broker.admit(records)?;
+        // Kept for the trail only when there is one: admission is hot.
+        let events: Vec<(String, String, String, String)> = if audit.is_on() {
+            records
+                .iter()
+                .map(|r| {
+                    (
+                        r.id.clone(),
+                        r.function_id.clone(),
+                        r.export.clone(),
+                        r.endpoint.clone(),
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.inner.broker.admit(records).map_err(refused)?;
+        for (task, function, export, endpoint) in &events {
+            audit.record(
+                who,
+                Event::Submit {
+                    task,
+                    function,
+                    export,
+                    endpoint,
+                },
+            );
+        }
         Ok(ids)
     }
 

@@ -15,6 +15,7 @@
 //! gRPC services are thin adapters over it.
 
 mod admission;
+mod audit;
 mod blobs;
 mod components;
 pub mod core;
@@ -64,6 +65,9 @@ pub struct ServiceConfig {
     pub auth: bool,
     /// TLS for every connection; `None` serves plaintext.
     pub tls: Option<ServerTls>,
+    /// The audit trail, a JSON line per event (`<data_dir>/audit.jsonl`
+    /// unless set); `None` keeps none.
+    pub audit_log: Option<PathBuf>,
 }
 
 /// The service's certificate, and the CA whose client certificates it
@@ -85,8 +89,10 @@ impl std::fmt::Debug for ServerTls {
 
 impl ServiceConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
         ServiceConfig {
-            data_dir: data_dir.into(),
+            audit_log: Some(data_dir.join(AUDIT_LOG_FILE)),
+            data_dir,
             rules: Rules::default(),
             max_component_bytes: 256 << 20,
             max_concurrent_registrations: 2,
@@ -116,6 +122,7 @@ struct Inner {
     components: Arc<components::Components>,
     blobs: blobs::BlobStore,
     identities: identities::Identities,
+    audit: audit::Audit,
     /// Functions whose every call is memoized.
     memoized: Mutex<std::collections::HashSet<String>>,
     registrations: tokio::sync::Semaphore,
@@ -147,6 +154,10 @@ impl Service {
             config.max_store_bytes,
         )?;
         let identities = identities::Identities::open(store.clone())?;
+        let audit = match &config.audit_log {
+            Some(path) => audit::Audit::open(path)?,
+            None => audit::Audit::off(),
+        };
         let memoized = store
             .functions()?
             .into_iter()
@@ -160,6 +171,7 @@ impl Service {
                 ),
                 memoized: Mutex::new(memoized),
                 identities,
+                audit,
                 blobs,
                 config,
                 store,
@@ -291,6 +303,9 @@ impl Service {
         }
     }
 }
+
+/// The audit trail's file in the data directory, unless configured.
+pub const AUDIT_LOG_FILE: &str = "audit.jsonl";
 
 /// The file in the data directory that holds the first admin's token.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";

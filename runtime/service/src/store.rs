@@ -28,6 +28,10 @@ pub struct FunctionRecord {
     /// Every call is memoized.
     #[serde(default)]
     pub memoize: bool,
+    /// The users who registered it (the component is shared by hash; a
+    /// user's listing holds what they registered).
+    #[serde(default)]
+    pub registrants: Vec<String>,
 }
 
 /// The service's durable state. Every method is one transaction.
@@ -74,8 +78,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> anyhow::Result<u64>;
     fn put_endpoint(&self, name: &str) -> anyhow::Result<()>;
     fn endpoints(&self) -> anyhow::Result<Vec<String>>;
+    /// Changes a function's record in one transaction; `None` if unknown.
+    fn update_function(
+        &self,
+        id: &str,
+        change: &mut dyn FnMut(&mut FunctionRecord),
+    ) -> anyhow::Result<Option<FunctionRecord>>;
     /// Turns memoization of every call of a function on or off.
-    fn set_memoize(&self, id: &str, on: bool) -> anyhow::Result<Option<FunctionRecord>>;
+    fn set_memoize(&self, id: &str, on: bool) -> anyhow::Result<Option<FunctionRecord>> {
+        self.update_function(id, &mut |f| f.memoize = on)
+    }
     /// A memoized result.
     fn memo(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>>;
     /// Forgets every memoized result; returns how many there were.
@@ -402,7 +414,11 @@ impl Store for RedbStore {
         self.keys(ENDPOINTS)
     }
 
-    fn set_memoize(&self, id: &str, on: bool) -> anyhow::Result<Option<FunctionRecord>> {
+    fn update_function(
+        &self,
+        id: &str,
+        change: &mut dyn FnMut(&mut FunctionRecord),
+    ) -> anyhow::Result<Option<FunctionRecord>> {
         let txn = self.db.begin_write()?;
         let record = {
             let mut t = txn.open_table(FUNCTIONS)?;
@@ -414,7 +430,7 @@ impl Store for RedbStore {
             else {
                 return Ok(None);
             };
-            record.memoize = on;
+            change(&mut record);
             let meta = rmp_serde::to_vec(&record)?;
             t.insert(id, meta.as_slice())?;
             record
@@ -613,10 +629,14 @@ impl Store for MemoryStore {
     fn endpoints(&self) -> anyhow::Result<Vec<String>> {
         Ok(self.lock().endpoints.iter().cloned().collect())
     }
-    fn set_memoize(&self, id: &str, on: bool) -> anyhow::Result<Option<FunctionRecord>> {
+    fn update_function(
+        &self,
+        id: &str,
+        change: &mut dyn FnMut(&mut FunctionRecord),
+    ) -> anyhow::Result<Option<FunctionRecord>> {
         let mut m = self.lock();
         Ok(m.functions.get_mut(id).map(|f| {
-            f.memoize = on;
+            change(f);
             f.clone()
         }))
     }
@@ -694,6 +714,7 @@ mod tests {
                 imports: vec![],
                 registered_at_ms: 7,
                 memoize: false,
+                registrants: vec!["ada".into()],
             };
             s.put_function(&f).unwrap();
             s.put_endpoint("local").unwrap();

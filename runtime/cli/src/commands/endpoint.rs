@@ -11,7 +11,7 @@ use crate::fabric::{DEFAULT_SERVICE, ServiceArg, runtime, shutdown_signal};
 #[derive(clap::Subcommand)]
 pub enum EndpointCommand {
     /// Dial the service and run its tasks until stopped.
-    Start(ferry_endpoint::StartArgs),
+    Start(Box<ferry_endpoint::StartArgs>),
     /// Create an endpoint you own and print its credential (shown once;
     /// also saved for this service, where `endpoint start` finds it).
     Register {
@@ -50,7 +50,7 @@ pub enum EndpointCommand {
 
 pub fn endpoint(service: &ServiceArg, cmd: EndpointCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        EndpointCommand::Start(args) => start(args),
+        EndpointCommand::Start(args) => start(*args),
         EndpointCommand::Register { name, rotate } => runtime()?.block_on(async {
             let client = service.connect().await?;
             let (info, credential) = client.register_endpoint(&name, rotate).await?;

@@ -11,8 +11,11 @@ use ferry_client::Client;
 pub enum FnCommand {
     /// Register a component; prints its function id (blake3 hex).
     Register { file: PathBuf },
-    /// List registered functions.
-    Ls,
+    /// List the functions you registered (`--all`: everyone's; admin only).
+    Ls {
+        #[arg(long)]
+        all: bool,
+    },
     /// Show a function's exports.
     Show { id: String },
     /// Memoize every call of a function from now on (`--off` stops).
@@ -66,8 +69,13 @@ pub fn func(service: &ServiceArg, cmd: FnCommand) -> anyhow::Result<ExitCode> {
                     eprintln!("(already registered; nothing uploaded)");
                 }
             }
-            FnCommand::Ls => {
-                for f in client.functions().await? {
+            FnCommand::Ls { all } => {
+                let list = if all {
+                    client.all_functions().await?
+                } else {
+                    client.functions().await?
+                };
+                for f in list {
                     let names: Vec<&str> = f.exports.iter().map(|e| e.name.as_str()).collect();
                     println!("{}  {:>9} bytes  {}", f.id, f.size, names.join(", "));
                 }

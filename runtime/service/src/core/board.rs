@@ -23,6 +23,9 @@ pub struct Assignment {
     pub requires: Vec<Requirement>,
     /// The lease this run is under (1 for the first).
     pub lease: u32,
+    /// Who submitted it: the endpoint checks its policy again, and logs
+    /// for whom it ran.
+    pub submitter: String,
 }
 
 /// What the broker tells one endpoint session.
@@ -306,6 +309,7 @@ impl Board {
                     limits: task.limits,
                     requires: task.requires.clone(),
                     lease: task.leases,
+                    submitter: task.owner.clone(),
                 });
                 progress = true;
             }

@@ -5,6 +5,7 @@ use tonic::{Request, Response, Status};
 
 use super::{blocking, caller};
 use crate::Service;
+use crate::audit::Event;
 use crate::core::TaskLimits;
 use crate::identities::{EndpointPolicy, EndpointRecord, Token, User};
 
@@ -76,10 +77,20 @@ impl auth_server::Auth for Service {
         let req = req.into_inner();
         let service = self.clone();
         let user = blocking(move || {
-            service
-                .inner
-                .identities
-                .add_user(&who, &req.name, req.admin, ferry_proto::now_ms())
+            let user = service.inner.identities.add_user(
+                &who,
+                &req.name,
+                req.admin,
+                ferry_proto::now_ms(),
+            )?;
+            service.inner.audit.record(
+                &who,
+                Event::UserAdd {
+                    name: &user.name,
+                    admin: user.admin,
+                },
+            );
+            Ok(user)
         })
         .await?;
         Ok(Response::new(user_info(&user)))
@@ -104,13 +115,21 @@ impl auth_server::Auth for Service {
         let req = req.into_inner();
         let service = self.clone();
         let (token, secret) = blocking(move || {
-            service.inner.identities.create_token(
+            let made = service.inner.identities.create_token(
                 &who,
                 Some(&req.user),
                 &req.label,
                 (req.expires_in_ms > 0).then_some(req.expires_in_ms),
                 ferry_proto::now_ms(),
-            )
+            )?;
+            service.inner.audit.record(
+                &who,
+                Event::TokenCreate {
+                    id: &made.0.id,
+                    for_user: &made.0.user,
+                },
+            );
+            Ok(made)
         })
         .await?;
         Ok(Response::new(pb::CreateTokenResponse {
@@ -127,10 +146,15 @@ impl auth_server::Auth for Service {
         let id = req.into_inner().id;
         let service = self.clone();
         let token = blocking(move || {
-            service
+            let token = service
                 .inner
                 .identities
-                .revoke(&who, &id, ferry_proto::now_ms())
+                .revoke(&who, &id, ferry_proto::now_ms())?;
+            service
+                .inner
+                .audit
+                .record(&who, Event::TokenRevoke { id: &id });
+            Ok(token)
         })
         .await?;
         Ok(Response::new(token_info(&token)))
@@ -144,12 +168,20 @@ impl auth_server::Auth for Service {
         let req = req.into_inner();
         let service = self.clone();
         let (record, credential) = blocking(move || {
-            service.inner.identities.register_endpoint(
+            let made = service.inner.identities.register_endpoint(
                 &who,
                 &req.name,
                 req.rotate,
                 ferry_proto::now_ms(),
-            )
+            )?;
+            service.inner.audit.record(
+                &who,
+                Event::EndpointRegister {
+                    name: &req.name,
+                    rotated: req.rotate,
+                },
+            );
+            Ok(made)
         })
         .await?;
         Ok(Response::new(pb::RegisterEndpointResponse {
@@ -177,8 +209,18 @@ impl auth_server::Auth for Service {
             device_users: p.device_users,
         };
         let service = self.clone();
-        let record =
-            blocking(move || service.inner.identities.set_policy(&who, &req.name, policy)).await?;
+        let record = blocking(move || {
+            let record = service
+                .inner
+                .identities
+                .set_policy(&who, &req.name, policy)?;
+            service
+                .inner
+                .audit
+                .record(&who, Event::EndpointPolicy { name: &req.name });
+            Ok(record)
+        })
+        .await?;
         Ok(Response::new(endpoint_info(&record)))
     }
 

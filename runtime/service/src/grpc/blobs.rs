@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{BoxStream, internal};
 use crate::Service;
+use crate::audit::Event;
 
 impl Service {
     fn blob_info(&self, hash: &blake3::Hash) -> Result<pb::BlobInfo, Status> {
@@ -36,6 +37,7 @@ impl blobs_server::Blobs for Service {
         &self,
         req: Request<Streaming<pb::BlobChunk>>,
     ) -> Result<Response<pb::BlobInfo>, Status> {
+        let who = super::caller_or_endpoint(&req)?;
         let mut chunks = req.into_inner();
         let first = chunks
             .message()
@@ -45,6 +47,13 @@ impl blobs_server::Blobs for Service {
         let size = first.size;
         let rest = chunks.map(|c| c.map(|c| c.data));
         self.inner.blobs.put(hash, size, first.data, rest).await?;
+        self.inner.audit.record(
+            &who,
+            Event::BlobPut {
+                blob: &hash.to_hex(),
+                bytes: size,
+            },
+        );
         Ok(Response::new(self.blob_info(&hash)?))
     }
 
@@ -54,10 +63,17 @@ impl blobs_server::Blobs for Service {
         &self,
         req: Request<pb::GetBlobRequest>,
     ) -> Result<Response<Self::GetStream>, Status> {
+        let who = super::caller_or_endpoint(&req)?;
         let hash = crate::blobs::parse_hash(&req.get_ref().hash)?;
         let path = self.inner.blobs.path(&hash);
         let mut file = std::fs::File::open(&path)
             .map_err(|_| Status::not_found(format!("unknown blob {hash}")))?;
+        self.inner.audit.record(
+            &who,
+            Event::BlobGet {
+                blob: &hash.to_hex(),
+            },
+        );
         // A small channel keeps memory flat: the file is read, off the
         // executor, as the client takes it.
         let (tx, rx) = mpsc::channel(4);
@@ -98,9 +114,8 @@ impl blobs_server::Blobs for Service {
         &self,
         req: Request<pb::PinBlobRequest>,
     ) -> Result<Response<pb::BlobInfo>, Status> {
-        super::caller(&req)?
-            .require_admin("pin blobs")
-            .map_err(super::status)?;
+        let who = super::caller(&req)?;
+        who.require_admin("pin blobs").map_err(super::status)?;
         let req = req.into_inner();
         let hash = crate::blobs::parse_hash(&req.hash)?;
         if !req.unpin && self.inner.blobs.stat(&hash).is_none() {
@@ -110,14 +125,21 @@ impl blobs_server::Blobs for Service {
             .store
             .pin_blob(&hash.to_hex(), !req.unpin)
             .map_err(internal)?;
+        self.inner.audit.record(
+            &who,
+            Event::BlobPin {
+                blob: &hash.to_hex(),
+                pinned: !req.unpin,
+            },
+        );
         Ok(Response::new(self.blob_info(&hash)?))
     }
 
     async fn gc(&self, req: Request<pb::GcRequest>) -> Result<Response<pb::GcReport>, Status> {
-        super::caller(&req)?
-            .require_admin("collect blobs")
-            .map_err(super::status)?;
+        let who = super::caller(&req)?;
+        who.require_admin("collect blobs").map_err(super::status)?;
         let req = req.into_inner();
+        let dry_run = req.dry_run;
         let service = self.clone();
         let report = tokio::task::spawn_blocking(move || {
             let inner = &service.inner;
@@ -149,6 +171,14 @@ impl blobs_server::Blobs for Service {
         })
         .await
         .map_err(internal)??;
+        if !dry_run {
+            self.inner.audit.record(
+                &who,
+                Event::Gc {
+                    removed: report.removed.len() as u64,
+                },
+            );
+        }
         Ok(Response::new(pb::GcReport {
             removed: report.removed.len() as u64,
             removed_bytes: report.removed_bytes,

@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{BoxStream, blocking, internal, status};
 use crate::Service;
+use crate::audit::Event;
 use crate::core::{Failure, Hello, Outcome, TaskOutput, ToEndpoint};
 
 /// Most bytes of stdout and of stderr, and log lines, the service keeps per
@@ -38,6 +39,7 @@ fn to_endpoint(m: ToEndpoint) -> ServiceMessage {
                     }),
                     requires: a.requires.iter().map(Into::into).collect(),
                     lease: a.lease,
+                    submitter: a.submitter,
                 })
                 .collect(),
         }),
@@ -117,6 +119,12 @@ impl endpoints_server::Endpoints for Service {
                 )),
             });
         }
+        self.inner.audit.record(
+            &who,
+            Event::SessionOpen {
+                endpoint: &hello.name,
+            },
+        );
         let broker_hello = Hello {
             name: hello.name,
             concurrency: hello.concurrency,
@@ -216,6 +224,9 @@ impl endpoints_server::Endpoints for Service {
         if self.inner.store.function(&id).map_err(internal)?.is_none() {
             return Err(unknown());
         }
+        self.inner
+            .audit
+            .record(&who, Event::FetchComponent { function: &id });
         let file = self
             .inner
             .components

@@ -6,6 +6,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{internal, status};
 use crate::Service;
+use crate::audit::Event;
 use crate::core::Error;
 use crate::store::FunctionRecord;
 
@@ -80,6 +81,7 @@ impl functions_server::Functions for Service {
         &self,
         req: Request<Streaming<pb::RegisterChunk>>,
     ) -> Result<Response<pb::FunctionInfo>, Status> {
+        let who = super::caller(&req)?;
         let mut stream = req.into_inner();
         let first = stream.message().await?.ok_or_else(|| {
             Status::invalid_argument("empty upload: the first chunk must name the function id")
@@ -94,7 +96,29 @@ impl functions_server::Functions for Service {
             )));
         }
         if let Some(existing) = self.inner.store.function(&id).map_err(internal)? {
-            return Ok(Response::new(function_info(&existing)));
+            let record = if existing.registrants.iter().any(|u| **u == *who.user) {
+                existing
+            } else {
+                let user = who.user.to_string();
+                self.inner
+                    .store
+                    .update_function(&id, &mut |f| {
+                        if !f.registrants.contains(&user) {
+                            f.registrants.push(user.clone());
+                        }
+                    })
+                    .map_err(internal)?
+                    .unwrap_or(existing)
+            };
+            self.inner.audit.record(
+                &who,
+                Event::Register {
+                    function: &id,
+                    bytes: record.size,
+                    uploaded: false,
+                },
+            );
+            return Ok(Response::new(function_info(&record)));
         }
         let _turn = self
             .inner
@@ -148,6 +172,7 @@ impl functions_server::Functions for Service {
                 imports: f.imports.clone(),
                 registered_at_ms: ferry_proto::now_ms(),
                 memoize: service.memoized(&id),
+                registrants: vec![who.user.to_string()],
             };
             service
                 .inner
@@ -155,6 +180,14 @@ impl functions_server::Functions for Service {
                 .put_function(&record)
                 .map_err(Error::internal)?;
             tracing::info!(function = %id, size, "registered");
+            service.inner.audit.record(
+                &who,
+                Event::Register {
+                    function: &id,
+                    bytes: size,
+                    uploaded: true,
+                },
+            );
             Ok::<_, Error>(record)
         });
         // Validation is linear in the bytes, which are capped; this bounds
@@ -184,14 +217,25 @@ impl functions_server::Functions for Service {
 
     async fn list(
         &self,
-        _: Request<pb::ListFunctionsRequest>,
+        req: Request<pb::ListFunctionsRequest>,
     ) -> Result<Response<pb::ListFunctionsResponse>, Status> {
+        let who = super::caller(&req)?;
+        let all = req.into_inner().all;
+        if all {
+            who.require_admin("list every user's functions")
+                .map_err(status)?;
+        }
         let mut functions: Vec<pb::FunctionInfo> = self
             .inner
             .store
             .functions()
             .map_err(internal)?
             .iter()
+            // Records from before registrants were kept belong to no one
+            // in particular, and are listed for all.
+            .filter(|f| {
+                all || f.registrants.is_empty() || f.registrants.iter().any(|u| **u == *who.user)
+            })
             .map(function_info)
             .collect();
         functions.sort_by_key(|f| f.registered_at_ms);

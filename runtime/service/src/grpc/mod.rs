@@ -21,6 +21,7 @@ use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
 
 use crate::Service;
+use crate::audit::Event;
 use crate::core::{Error, Principal, TaskOutput, TaskRecord};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -68,16 +69,27 @@ pub(crate) struct Authenticate(Service);
 impl tonic::service::Interceptor for Authenticate {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
         let who = if self.0.inner.config.auth {
+            let refuse = |reason: String| {
+                self.0
+                    .inner
+                    .audit
+                    .anonymous(Event::Unauthenticated { reason: &reason });
+                Status::unauthenticated(reason)
+            };
             let token = match ferry_proto::auth::presented(req.metadata()) {
                 None => {
-                    return Err(Status::unauthenticated(
-                        "no token: pass --token, set FERRY_TOKEN, or run `ferry login URL`",
+                    return Err(refuse(
+                        "no token: pass --token, set FERRY_TOKEN, or run `ferry login URL`".into(),
                     ));
                 }
-                Some(Err(m)) => return Err(Status::unauthenticated(m)),
+                Some(Err(m)) => return Err(refuse(m.to_owned())),
                 Some(Ok(t)) => t,
             };
-            self.0.authenticate(token).map_err(status)?
+            match self.0.authenticate(token) {
+                Ok(who) => who,
+                Err(Error::Unauthenticated(m)) => return Err(refuse(m)),
+                Err(e) => return Err(status(e)),
+            }
         } else {
             Principal::new(crate::FIRST_ADMIN, true, "")
         };

@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{BoxStream, blocking, caller, info, status};
 use crate::Service;
+use crate::audit::Event;
 use crate::core::{Error, TaskState, Watched};
 
 /// Most tasks one `List` page holds.
@@ -23,12 +24,12 @@ impl tasks_server::Tasks for Service {
         &self,
         req: Request<pb::ClearCacheRequest>,
     ) -> Result<Response<pb::ClearCacheResponse>, Status> {
-        caller(&req)?
-            .require_admin("clear the memo")
-            .map_err(status)?;
+        let who = caller(&req)?;
+        who.require_admin("clear the memo").map_err(status)?;
         let service = self.clone();
         let removed =
             blocking(move || service.inner.store.clear_memo().map_err(Error::internal)).await?;
+        self.inner.audit.record(&who, Event::ClearMemo { removed });
         Ok(Response::new(pb::ClearCacheResponse { removed }))
     }
 
@@ -75,7 +76,15 @@ impl tasks_server::Tasks for Service {
         let who = caller(&req)?;
         let id = req.into_inner().task_id;
         let service = self.clone();
-        let rec = blocking(move || service.inner.broker.cancel(&who, &id)).await?;
+        let rec = blocking(move || {
+            let rec = service.inner.broker.cancel(&who, &id)?;
+            service
+                .inner
+                .audit
+                .record(&who, Event::Cancel { task: &id });
+            Ok(rec)
+        })
+        .await?;
         Ok(Response::new(info(&rec)))
     }
 
