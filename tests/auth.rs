@@ -770,3 +770,119 @@ async fn an_endpoint_checks_its_owners_rules_again_whatever_the_service_admits()
         .unwrap();
     assert_eq!(v, estimate::pi(1_000, 2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_a_quota_the_answer_names_it_and_the_client_waits_its_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _service = serve_with(
+        &dir.path().join("data"),
+        port,
+        &[
+            "--quota-queued",
+            "2",
+            "--quota-rps",
+            "2",
+            "--quota-upload",
+            "1KiB",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let admin = loop {
+        if let Ok(c) = client(port).await
+            && c.whoami().await.is_ok()
+        {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "the service did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    admin.add_user("ada", false).await.unwrap();
+    admin.register_endpoint("idle", false).await.unwrap();
+    admin
+        .set_endpoint_policy(
+            "idle",
+            ferry_client::EndpointPolicy {
+                submitters: vec!["*".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (_, token) = admin.create_token(Some("ada"), "", None).await.unwrap();
+    let pi = admin.register(&guest_bytes("pi")).await.unwrap();
+    let ada = connect(port, Some(&token))
+        .await
+        .with_quota_patience(Duration::ZERO);
+
+    // Requests a second: a burst of two, then refused, naming the quota.
+    let mut refused = None;
+    for _ in 0..10 {
+        if let Err(e) = ada.whoami().await {
+            refused = Some(e.to_string());
+            break;
+        }
+    }
+    let m = refused.expect("ten calls at once pass a quota of two a second");
+    assert!(m.contains("quota requests-per-second (2)"), "{m}");
+    assert!(m.contains("ResourceExhausted"), "{m}");
+
+    // Bytes uploaded an hour: an upload past the quota is refused outright,
+    // even by a patient client (no wait would let it through).
+    let patient = connect(port, Some(&token)).await;
+    let m = patient
+        .upload_bytes(&[7u8; 4096])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(m.contains("quota upload-bytes-per-hour (1024)"), "{m}");
+
+    // Unfinished tasks: two wait for an endpoint that never comes; a third
+    // is refused, naming the quota ...
+    let mut queued = Vec::new();
+    for seed in 0..2u64 {
+        queued.push(
+            patient
+                .submit::<_, f64>("idle", &pi.id, "pi", &(10u64, seed))
+                .await
+                .unwrap(),
+        );
+    }
+    let m = loop {
+        match ada
+            .submit::<_, f64>("idle", &pi.id, "pi", &(10u64, 9u64))
+            .await
+        {
+            Err(e) if e.to_string().contains("requests-per-second") => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => break e.to_string(),
+            Ok(_) => panic!("a third task passed a quota of two"),
+        }
+    };
+    assert!(
+        m.contains("quota queued-tasks (2) reached for user `ada`"),
+        "{m}"
+    );
+    // ... and a patient client backs off until one ends, then goes in.
+    let third = tokio::spawn({
+        let patient = patient.clone();
+        let id = pi.id.clone();
+        async move {
+            patient
+                .submit::<_, f64>("idle", &id, "pi", &(10u64, 3u64))
+                .await
+                .map(|f| f.task_id().to_owned())
+        }
+    });
+    admin.cancel(queued[0].task_id()).await.unwrap();
+    let id = tokio::time::timeout(Duration::from_secs(60), third)
+        .await
+        .expect("the backed-off submission went in once there was room")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        admin.task(&id).await.unwrap().state(),
+        ferry_client::State::WaitingForEndpoint
+    );
+}

@@ -124,6 +124,15 @@ pub struct StoreCaps {
     /// Keep no audit trail.
     #[arg(long)]
     no_audit: bool,
+    /// Requests a second each user may make (a second's worth at once).
+    #[arg(long, env = "FERRY_QUOTA_RPS")]
+    quota_rps: Option<u32>,
+    /// Unfinished tasks (queued, waiting or running) each user may have.
+    #[arg(long, env = "FERRY_QUOTA_QUEUED")]
+    quota_queued: Option<usize>,
+    /// Bytes of components and blobs each user may upload an hour.
+    #[arg(long, env = "FERRY_QUOTA_UPLOAD", value_parser = crate::local::parse_bytes_arg)]
+    quota_upload: Option<u64>,
 }
 
 impl StoreCaps {
@@ -136,6 +145,11 @@ impl StoreCaps {
         c.rules.lease_timeout = self.lease_timeout;
         c.rules.max_queued_per_endpoint = self.max_queued;
         c.result_retention = self.retention;
+        c.quotas = ferry_service::quotas::Quotas {
+            requests_per_second: self.quota_rps,
+            queued_tasks: self.quota_queued,
+            upload_bytes_per_hour: self.quota_upload,
+        };
         if self.no_audit {
             c.audit_log = None;
         } else if let Some(path) = &self.audit_log {

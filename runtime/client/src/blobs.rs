@@ -5,6 +5,7 @@ use std::time::Duration;
 use ferry_proto::transfer::{self, Progress};
 use ferry_proto::v1 as pb;
 
+use crate::backoff::patiently;
 use crate::{Client, ClientError};
 
 /// A blob on the service: content-addressed by the blake3 of its bytes.
@@ -79,7 +80,13 @@ impl Client {
         }
         chunks[0].hash = blob.hash.clone();
         chunks[0].size = blob.size;
-        self.blobs.clone().put(tokio_stream::iter(chunks)).await?;
+        let blobs = &self.blobs;
+        patiently(self.patience, || {
+            let mut c = blobs.clone();
+            let chunks = chunks.clone();
+            async move { c.put(tokio_stream::iter(chunks)).await }
+        })
+        .await?;
         Ok(Upload {
             sent: blob.size,
             blob,
@@ -88,12 +95,15 @@ impl Client {
 
     /// The service's record of a blob: present, size, pinned.
     pub async fn blob_info(&self, hash: &str) -> Result<pb::BlobInfo, ClientError> {
-        Ok(self
-            .blobs
-            .clone()
-            .stat(pb::StatBlobRequest { hash: hash.into() })
-            .await?
-            .into_inner())
+        let req = pb::StatBlobRequest { hash: hash.into() };
+        let blobs = &self.blobs;
+        Ok(patiently(self.patience, || {
+            let mut c = blobs.clone();
+            let r = req.clone();
+            async move { c.stat(r).await }
+        })
+        .await?
+        .into_inner())
     }
 
     /// Memoizes every call of a function from now on (or stops, `on = false`).

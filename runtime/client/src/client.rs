@@ -13,6 +13,7 @@ use ferry_proto::v1::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::backoff::patiently;
 use crate::watch::Watcher;
 use crate::{ClientError, Graph, SubmitOptions, TaskFuture};
 
@@ -34,7 +35,12 @@ pub struct Client {
     pub(crate) tasks: TasksClient<Conn>,
     pub(crate) auth: AuthClient<Conn>,
     pub(crate) watcher: Arc<Watcher>,
+    /// How long a call refused for a quota is tried again.
+    pub(crate) patience: Duration,
 }
+
+/// How long a call refused for a quota is retried, unless set.
+pub const DEFAULT_QUOTA_PATIENCE: Duration = Duration::from_secs(600);
 
 const MAX_MESSAGE: usize = 64 << 20;
 
@@ -113,7 +119,41 @@ impl Client {
                 .max_encoding_message_size(MAX_MESSAGE),
             watcher: Watcher::start(tasks.clone()),
             tasks,
+            patience: DEFAULT_QUOTA_PATIENCE,
         })
+    }
+
+    /// How long a call the service refuses for a quota (requests a second,
+    /// queued tasks, bytes uploaded) is tried again, backing off, before it
+    /// fails; zero fails at once.
+    pub fn with_quota_patience(mut self, patience: Duration) -> Client {
+        self.patience = patience;
+        self
+    }
+
+    async fn submit_one(&self, req: pb::SubmitRequest) -> Result<String, ClientError> {
+        let tasks = &self.tasks;
+        Ok(patiently(self.patience, || {
+            let mut c = tasks.clone();
+            let r = req.clone();
+            async move { c.submit(r).await }
+        })
+        .await?
+        .into_inner()
+        .task_id)
+    }
+
+    async fn submit_many(&self, tasks: Vec<pb::SubmitRequest>) -> Result<Vec<String>, ClientError> {
+        let req = pb::SubmitBatchRequest { tasks };
+        let client = &self.tasks;
+        Ok(patiently(self.patience, || {
+            let mut c = client.clone();
+            let r = req.clone();
+            async move { c.submit_batch(r).await }
+        })
+        .await?
+        .into_inner()
+        .task_ids)
     }
 
     /// Registers component bytes; uploads them only if the service lacks them.
@@ -211,7 +251,7 @@ impl Client {
     ) -> Result<TaskFuture<R>, ClientError> {
         let mut req = request(endpoint, function, export, args)?;
         options.apply(&mut req);
-        let id = self.tasks.clone().submit(req).await?.into_inner().task_id;
+        let id = self.submit_one(req).await?;
         Ok(self.result(&id))
     }
 
@@ -232,7 +272,7 @@ impl Client {
             ..Default::default()
         };
         options.apply(&mut req);
-        Ok(self.tasks.clone().submit(req).await?.into_inner().task_id)
+        self.submit_one(req).await
     }
 
     /// Submits many calls of one export in one request each 1,000 tasks.
@@ -276,13 +316,7 @@ impl Client {
     /// the tasks were added. The client may go away at once: the service
     /// runs the graph.
     pub async fn submit_graph(&self, graph: Graph) -> Result<Vec<String>, ClientError> {
-        Ok(self
-            .tasks
-            .clone()
-            .submit_batch(pb::SubmitBatchRequest { tasks: graph.tasks })
-            .await?
-            .into_inner()
-            .task_ids)
+        self.submit_many(graph.tasks).await
     }
 
     /// `submit_batch` and await every result, in order.
@@ -307,13 +341,7 @@ impl Client {
         &self,
         tasks: Vec<pb::SubmitRequest>,
     ) -> Result<Vec<TaskFuture<R>>, ClientError> {
-        let ids = self
-            .tasks
-            .clone()
-            .submit_batch(pb::SubmitBatchRequest { tasks })
-            .await?
-            .into_inner()
-            .task_ids;
+        let ids = self.submit_many(tasks).await?;
         Ok(ids.iter().map(|id| self.result(id)).collect())
     }
 
@@ -328,25 +356,31 @@ impl Client {
 
     /// The task's current state, without waiting.
     pub async fn task(&self, task_id: &str) -> Result<TaskInfo, ClientError> {
-        Ok(self
-            .tasks
-            .clone()
-            .get(pb::GetTaskRequest {
-                task_id: task_id.into(),
-            })
-            .await?
-            .into_inner())
+        let req = pb::GetTaskRequest {
+            task_id: task_id.into(),
+        };
+        let tasks = &self.tasks;
+        Ok(patiently(self.patience, || {
+            let mut c = tasks.clone();
+            let r = req.clone();
+            async move { c.get(r).await }
+        })
+        .await?
+        .into_inner())
     }
 
     pub async fn cancel(&self, task_id: &str) -> Result<TaskInfo, ClientError> {
-        Ok(self
-            .tasks
-            .clone()
-            .cancel(pb::CancelRequest {
-                task_id: task_id.into(),
-            })
-            .await?
-            .into_inner())
+        let req = pb::CancelRequest {
+            task_id: task_id.into(),
+        };
+        let tasks = &self.tasks;
+        Ok(patiently(self.patience, || {
+            let mut c = tasks.clone();
+            let r = req.clone();
+            async move { c.cancel(r).await }
+        })
+        .await?
+        .into_inner())
     }
 
     /// One page of tasks in order of id, filtered by state (any, if empty)

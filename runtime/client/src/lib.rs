@@ -12,6 +12,7 @@
 //! the argument list. Futures resolve from one watch stream, never by polling.
 
 mod auth;
+mod backoff;
 mod blobs;
 mod client;
 mod error;

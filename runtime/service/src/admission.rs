@@ -83,7 +83,12 @@ impl Service {
         } else {
             Vec::new()
         };
-        self.inner.broker.admit(records).map_err(refused)?;
+        if who.admin {
+            self.inner.broker.admit_unmetered(records)
+        } else {
+            self.inner.broker.admit(records)
+        }
+        .map_err(refused)?;
         for (task, function, export, endpoint) in &events {
             audit.record(
                 who,

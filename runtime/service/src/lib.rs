@@ -24,6 +24,7 @@ mod functions;
 mod grpc;
 mod identities;
 pub mod metrics;
+pub mod quotas;
 mod store;
 
 use std::net::SocketAddr;
@@ -65,6 +66,10 @@ pub struct ServiceConfig {
     pub auth: bool,
     /// TLS for every connection; `None` serves plaintext.
     pub tls: Option<ServerTls>,
+    /// What each user may do: requests a second, unfinished tasks, bytes
+    /// uploaded an hour (the unfinished-tasks quota is the broker's rule
+    /// `max_unfinished_per_user`, set from here).
+    pub quotas: quotas::Quotas,
     /// The audit trail, a JSON line per event (`<data_dir>/audit.jsonl`
     /// unless set); `None` keeps none.
     pub audit_log: Option<PathBuf>,
@@ -92,6 +97,7 @@ impl ServiceConfig {
         let data_dir = data_dir.into();
         ServiceConfig {
             audit_log: Some(data_dir.join(AUDIT_LOG_FILE)),
+            quotas: quotas::Quotas::default(),
             data_dir,
             rules: Rules::default(),
             max_component_bytes: 256 << 20,
@@ -123,6 +129,7 @@ struct Inner {
     blobs: blobs::BlobStore,
     identities: identities::Identities,
     audit: audit::Audit,
+    meter: quotas::Meter,
     /// Functions whose every call is memoized.
     memoized: Mutex<std::collections::HashSet<String>>,
     registrations: tokio::sync::Semaphore,
@@ -146,7 +153,11 @@ impl Service {
             tracing::info!(moved, "moved stored components out of the store into files");
         }
         let functions = Arc::new(functions::Functions::new(components.clone()));
-        let broker = Broker::open(store.clone(), functions.clone(), config.rules.clone())
+        let mut rules = config.rules.clone();
+        if config.quotas.queued_tasks.is_some() {
+            rules.max_unfinished_per_user = config.quotas.queued_tasks;
+        }
+        let broker = Broker::open(store.clone(), functions.clone(), rules)
             .map_err(|e| anyhow::anyhow!("opening the broker: {e}"))?;
         let blobs = blobs::BlobStore::open(
             &config.data_dir.join("blobs"),
@@ -172,6 +183,7 @@ impl Service {
                 memoized: Mutex::new(memoized),
                 identities,
                 audit,
+                meter: quotas::Meter::new(config.quotas.clone()),
                 blobs,
                 config,
                 store,

@@ -128,9 +128,36 @@ pub(crate) struct Board {
     pub(crate) leases_expired: u64,
     /// Outcomes dropped because their session did not hold the lease.
     pub(crate) outcomes_refused: u64,
+    /// Unfinished tasks per submitter, for the queued-tasks quota.
+    pub(crate) per_owner: HashMap<String, usize>,
 }
 
 impl Board {
+    /// Puts an unfinished task on the board (or updates it there).
+    pub(crate) fn hold(&mut self, rec: TaskRecord) {
+        let owner = rec.owner.clone();
+        if self.tasks.insert(rec.id.clone(), rec).is_none() {
+            *self.per_owner.entry(owner).or_default() += 1;
+        }
+    }
+
+    /// Takes a task off the board.
+    pub(crate) fn unhold(&mut self, id: &str) {
+        if let Some(rec) = self.tasks.remove(id)
+            && let Some(n) = self.per_owner.get_mut(&rec.owner)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.per_owner.remove(&rec.owner);
+            }
+        }
+    }
+
+    /// Unfinished tasks `owner` submitted.
+    pub(crate) fn held_by(&self, owner: &str) -> usize {
+        self.per_owner.get(owner).copied().unwrap_or(0)
+    }
+
     pub(crate) fn fresh_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id

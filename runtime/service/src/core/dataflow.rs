@@ -33,7 +33,7 @@ impl Txn<'_> {
     /// finished.
     pub(crate) fn wait(&mut self, rec: TaskRecord) {
         self.register_waiting(&rec);
-        self.board.tasks.insert(rec.id.clone(), rec.clone());
+        self.board.hold(rec.clone());
         self.changed(rec);
     }
 

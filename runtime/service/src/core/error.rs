@@ -30,6 +30,9 @@ pub enum Error {
     /// A bound was reached: a payload cap, a full queue.
     #[error("{0}")]
     Exhausted(String),
+    /// A user's quota was reached: worth trying again after a while.
+    #[error("{}", .0.message)]
+    Quota(Exceeded),
     /// The broker cannot take transitions (its store failed a commit).
     #[error("{0}")]
     Unavailable(String),
@@ -39,6 +42,15 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A refusal for a quota: which, its value (in the message), and when to
+/// try again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exceeded {
+    pub quota: &'static str,
+    pub message: String,
+    pub retry_after: std::time::Duration,
+}
 
 impl Error {
     pub fn invalid(m: impl Into<String>) -> Error {
@@ -88,6 +100,10 @@ impl Error {
                 Error::Unmet(r)
             }
             Error::Exhausted(m) => Error::Exhausted(wrap(m)),
+            Error::Quota(mut q) => {
+                q.message = wrap(q.message);
+                Error::Quota(q)
+            }
             Error::Unavailable(m) => Error::Unavailable(wrap(m)),
             e @ Error::Internal(_) => e,
         }

@@ -35,7 +35,7 @@ pub use access::Principal;
 pub use board::{Assignment, Hello, TaskEvent, ToEndpoint};
 pub(crate) use board::{Board, Session};
 pub use dataflow::memo_key;
-pub use error::{Error, Result};
+pub use error::{Error, Exceeded, Result};
 pub use outcomes::Outcome;
 pub use sessions::EndpointView;
 pub use task::{Failure, TaskLimits, TaskOutput, TaskRecord, TaskState};
@@ -57,6 +57,8 @@ pub struct Rules {
     /// Most tasks queued for one endpoint name; a submission past it is
     /// refused.
     pub max_queued_per_endpoint: usize,
+    /// Most unfinished tasks one user may have (the queued-tasks quota).
+    pub max_unfinished_per_user: Option<usize>,
     /// Most retries a submission may ask for.
     pub max_retries: u32,
     /// Messages buffered for one endpoint session; a session that does not
@@ -74,6 +76,7 @@ impl Default for Rules {
             lease_timeout: Duration::from_secs(30),
             max_attempts: 3,
             max_queued_per_endpoint: 1_000_000,
+            max_unfinished_per_user: None,
             max_retries: 10,
             session_buffer: 4096,
             watch_buffer: 65_536,
@@ -137,7 +140,7 @@ impl Broker {
                     board.push_queue(&task.id, &task.endpoint, false);
                 }
             }
-            board.tasks.insert(task.id.clone(), task);
+            board.hold(task);
         }
         let broker = Broker {
             rules,
@@ -255,11 +258,38 @@ impl Broker {
     /// Admits prepared tasks: stored in one commit, then queued (or left to
     /// wait for their producers) and dispatched.
     pub fn admit(&self, records: Vec<TaskRecord>) -> Result<()> {
+        self.admit_with(records, true)
+    }
+
+    /// [`Broker::admit`] for an admin's tasks, which no user quota holds.
+    pub fn admit_unmetered(&self, records: Vec<TaskRecord>) -> Result<()> {
+        self.admit_with(records, false)
+    }
+
+    fn admit_with(&self, records: Vec<TaskRecord>, metered: bool) -> Result<()> {
         self.transition(|txn| {
             let mut per_endpoint: HashMap<&str, usize> = HashMap::new();
             for r in &records {
                 if !r.state.is_terminal() && r.deps.is_empty() {
                     *per_endpoint.entry(&r.endpoint).or_default() += 1;
+                }
+            }
+            if let Some(max) = txn.rules.max_unfinished_per_user.filter(|_| metered) {
+                let mut per_owner: HashMap<&str, usize> = HashMap::new();
+                for r in records.iter().filter(|r| !r.state.is_terminal()) {
+                    *per_owner.entry(&r.owner).or_default() += 1;
+                }
+                for (owner, n) in per_owner {
+                    let held = txn.board.held_by(owner);
+                    if held + n > max {
+                        return Err(Error::Quota(Exceeded {
+                            quota: "queued-tasks",
+                            message: format!(
+                                "quota queued-tasks ({max}) reached for user `{owner}`: {held} tasks unfinished, and {n} more would pass it"
+                            ),
+                            retry_after: std::time::Duration::from_secs(1),
+                        }));
+                    }
                 }
             }
             for (endpoint, n) in per_endpoint {
@@ -461,7 +491,7 @@ impl Txn<'_> {
 
     /// Queues a task for its endpoint.
     pub(crate) fn enqueue(&mut self, rec: TaskRecord, front: bool) {
-        self.board.tasks.insert(rec.id.clone(), rec.clone());
+        self.board.hold(rec.clone());
         self.board.push_queue(&rec.id, &rec.endpoint, front);
         self.wake(rec.endpoint.clone());
         self.changed(rec);
@@ -471,7 +501,7 @@ impl Txn<'_> {
     /// dependents are settled by [`Txn::settle`].
     pub(crate) fn finish(&mut self, rec: TaskRecord) {
         debug_assert!(rec.state.is_terminal());
-        self.board.tasks.remove(&rec.id);
+        self.board.unhold(&rec.id);
         self.board.missing.remove(&rec.id);
         self.board.release(&rec.id);
         *self.board.finished.entry(rec.state).or_default() += 1;

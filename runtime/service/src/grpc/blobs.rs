@@ -45,6 +45,10 @@ impl blobs_server::Blobs for Service {
             .ok_or_else(|| Status::invalid_argument("an empty blob upload"))?;
         let hash = crate::blobs::parse_hash(&first.hash)?;
         let size = first.size;
+        self.inner
+            .meter
+            .upload(&who, size, std::time::Instant::now())
+            .map_err(|e| super::status(crate::core::Error::Quota(e)))?;
         let rest = chunks.map(|c| c.map(|c| c.data));
         self.inner.blobs.put(hash, size, first.data, rest).await?;
         self.inner.audit.record(

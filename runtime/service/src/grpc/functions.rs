@@ -120,6 +120,10 @@ impl functions_server::Functions for Service {
             );
             return Ok(Response::new(function_info(&record)));
         }
+        self.inner
+            .meter
+            .upload(&who, first.total_size, std::time::Instant::now())
+            .map_err(|e| status(Error::Quota(e)))?;
         let _turn = self
             .inner
             .registrations

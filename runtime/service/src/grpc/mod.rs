@@ -56,6 +56,20 @@ pub(crate) fn status(e: Error) -> Status {
             s
         }
         Error::Exhausted(m) => Status::resource_exhausted(m),
+        Error::Quota(q) => {
+            // Marked, so that a client backs off and retries this one, and
+            // not a refusal no wait would change (a payload past a cap).
+            let mut s = Status::resource_exhausted(q.message);
+            let md = s.metadata_mut();
+            md.insert(
+                crate::quotas::QUOTA_METADATA,
+                tonic::metadata::MetadataValue::from_static(q.quota),
+            );
+            if let Ok(v) = q.retry_after.as_millis().to_string().parse() {
+                md.insert(crate::quotas::RETRY_AFTER_METADATA, v);
+            }
+            s
+        }
         Error::Unavailable(m) => Status::unavailable(m),
         e @ Error::Internal(_) => Status::internal(e.to_string()),
     }
@@ -85,11 +99,17 @@ impl tonic::service::Interceptor for Authenticate {
                 Some(Err(m)) => return Err(refuse(m.to_owned())),
                 Some(Ok(t)) => t,
             };
-            match self.0.authenticate(token) {
+            let who = match self.0.authenticate(token) {
                 Ok(who) => who,
                 Err(Error::Unauthenticated(m)) => return Err(refuse(m)),
                 Err(e) => return Err(status(e)),
-            }
+            };
+            self.0
+                .inner
+                .meter
+                .request(&who, std::time::Instant::now())
+                .map_err(|e| status(Error::Quota(e)))?;
+            who
         } else {
             Principal::new(crate::FIRST_ADMIN, true, "")
         };
