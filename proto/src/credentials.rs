@@ -74,7 +74,14 @@ pub fn token_for(url: &str, given: Option<&str>) -> Option<String> {
 
 /// The token the file at `path` holds for `url`.
 pub fn read(path: &Path, url: &str) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
+    // Shared with other readers, never with a writer: a writer rewrites the
+    // file in place, and a read between its truncation and its write would
+    // find it empty.
+    let mut file = std::fs::File::open(path).ok()?;
+    file.lock_shared().ok()?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text).ok()?;
+    let _ = file.unlock();
     text.lines()
         .filter_map(|l| l.split_once(char::is_whitespace))
         .filter(|(u, _)| !u.starts_with('#') && key(u) == key(url))
