@@ -202,10 +202,19 @@ pub fn explain(url: &str, error: &str) -> Option<String> {
             "the certificate of {url} is not trusted ({error}); pass the CA that signed it with --ca FILE (or FERRY_CA)"
         ));
     }
+    None
+}
+
+/// What a client says when the first call over a fresh TLS session, made
+/// without a client certificate, fails: under TLS 1.3 a service that wants
+/// one refuses only after the client's side of the handshake is done.
+pub fn explain_dropped(url: &str, error: &str) -> Option<String> {
+    let e = error.to_ascii_lowercase();
     if url.starts_with("https://")
         && (e.contains("certificaterequired")
             || e.contains("connection closed")
-            || e.contains("broken pipe"))
+            || e.contains("broken pipe")
+            || e.contains("connection reset"))
     {
         return Some(format!(
             "{url} closed the connection after the TLS handshake, as a service that requires client \

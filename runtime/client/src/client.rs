@@ -101,9 +101,18 @@ impl Client {
             // TLS 1.3 finishes the client's side of a handshake before the
             // service has judged its certificate: a service that wants one
             // would otherwise surface as a dropped first call, far from here.
-            probe(channel.clone())
-                .await
-                .map_err(|status| fail(&status))?;
+            probe(channel.clone()).await.map_err(|status| {
+                let explained = match fail(&status) {
+                    ClientError::Connect { message, .. } => {
+                        ferry_proto::tls::explain_dropped(&url, &message).unwrap_or(message)
+                    }
+                    other => other.to_string(),
+                };
+                ClientError::Connect {
+                    message: explained,
+                    url: url.clone(),
+                }
+            })?;
         }
         let channel = Conn::new(channel, bearer);
         let tasks = TasksClient::new(channel.clone())
