@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ferry_client::{Client, ClientError, SubmitOptions};
+use ferry_client::{BlobRef, Client, ClientError, SubmitOptions, WitResult};
 use ferry_proto::v1::{self as pb, endpoints_client::EndpointsClient, tasks_client::TasksClient};
 use ferry_testkit::guest_bytes;
 use pi_estimate as estimate;
@@ -323,6 +323,13 @@ async fn every_rpc_refuses_callers_without_a_valid_token_or_the_right_user() {
         (e.code(), e.message().to_owned()),
         "takes its credential",
     );
+
+    // Her blob is, to him, not there.
+    let (got, m) = code(bob.download(&blob.blob.hash, dir.path().join("hers")).await);
+    assert_eq!(got, Code::NotFound, "{m}");
+    table.push(("Blobs.Get".into(), "another user", got));
+    assert_eq!(bob.blob_size(&blob.blob.hash).await.unwrap(), None);
+    table.push(("Blobs.Stat (absent)".into(), "another user", Code::NotFound));
 
     // His lists hold nothing of hers.
     let mine = bob.list_tasks(&[], "", "", 100).await.unwrap().tasks;
@@ -885,4 +892,117 @@ async fn past_a_quota_the_answer_names_it_and_the_client_waits_its_turn() {
         admin.task(&id).await.unwrap().state(),
         ferry_client::State::WaitingForEndpoint
     );
+}
+
+/// `n` bytes no other test makes.
+fn fresh(n: usize, seed: u8) -> Vec<u8> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let mut bytes = nanos.to_le_bytes().to_vec();
+    bytes.resize(n, seed);
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_is_read_by_its_uploader_and_the_owner_of_the_task_that_wrote_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _service = serve_with(&dir.path().join("data"), port, &["--quota-blobs", "1MiB"]);
+    let _endpoint = endpoint(port, "local", &dir.path().join("cache"), 2);
+    let admin = ready(port, "local", 1).await;
+    admin
+        .set_endpoint_policy(
+            "local",
+            ferry_client::EndpointPolicy {
+                submitters: vec!["*".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut users = Vec::new();
+    for name in ["ada", "bob"] {
+        admin.add_user(name, false).await.unwrap();
+        let (_, token) = admin.create_token(Some(name), "", None).await.unwrap();
+        users.push(connect(port, Some(&token)).await);
+    }
+    let (ada, bob) = (&users[0], &users[1]);
+    let probe = admin.register(&guest_bytes("blob-probe")).await.unwrap();
+    let checksum = |c: &Client, blob: &BlobRef| {
+        let args = format!(r#"[{{"hash":"{}","size":{}}}, 0]"#, blob.hash, blob.size);
+        let (c, id) = (c.clone(), probe.id.clone());
+        async move {
+            c.submit_json("local", &id, "checksum", &args, &SubmitOptions::default())
+                .await
+        }
+    };
+
+    // Hers: he neither sees it, nor fetches it, nor has a task read it.
+    let secret = fresh(5000, 1);
+    let hers = ada.upload_bytes(&secret).await.unwrap().blob;
+    assert_eq!(ada.blob_size(&hers.hash).await.unwrap(), Some(5000));
+    assert_eq!(bob.blob_size(&hers.hash).await.unwrap(), None);
+    let (got, m) = code(bob.download(&hers.hash, dir.path().join("stolen")).await);
+    assert_eq!(got, Code::NotFound, "{m}");
+    assert!(m.contains("unknown blob"), "{m}");
+    assert!(!dir.path().join("stolen").exists());
+    let (got, m) = code(checksum(bob, &hers).await);
+    assert_eq!(got, Code::NotFound, "{m}");
+    assert!(m.contains("may name only blobs"), "{m}");
+    // Her own task reads it.
+    let id = checksum(ada, &hers).await.unwrap();
+    let r: WitResult<String, String> = ada.result(&id).await.unwrap();
+    assert_eq!(Result::from(r).unwrap(), hers.hash);
+    // The same bytes, uploaded by him, prove he has them: now he may.
+    let his = bob.upload_bytes(&secret).await.unwrap();
+    assert_eq!(his.blob.hash, hers.hash);
+    assert_eq!(bob.blob_size(&hers.hash).await.unwrap(), Some(5000));
+
+    // What her task writes is hers; his identical task's output is his
+    // too, though the service had the bytes already.
+    let generate = |c: &Client| {
+        let (c, id) = (c.clone(), probe.id.clone());
+        async move {
+            let r: WitResult<BlobRef, String> = c
+                .submit("local", &id, "generate", &(3000u64, 77u64))
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            Result::from(r).unwrap()
+        }
+    };
+    let made = generate(ada).await;
+    assert_eq!(ada.blob_size(&made.hash).await.unwrap(), Some(3000));
+    assert_eq!(bob.blob_size(&made.hash).await.unwrap(), None);
+    let again = generate(bob).await;
+    assert_eq!(again.hash, made.hash);
+    assert_eq!(bob.blob_size(&made.hash).await.unwrap(), Some(3000));
+    let back = dir.path().join("back");
+    bob.download(&made.hash, &back).await.unwrap();
+    assert_eq!(std::fs::read(&back).unwrap().len(), 3000);
+    // An admin reads any blob.
+    assert_eq!(admin.blob_size(&hers.hash).await.unwrap(), Some(5000));
+
+    // Blob-store bytes: she holds 8000, and 600000 more that no task names;
+    // half a mebibyte more is refused, naming the quota, at once (no wait
+    // frees room), and nothing is kept.
+    let loose = ada.upload_bytes(&fresh(600_000, 2)).await.unwrap();
+    let half = fresh(1 << 19, 3);
+    let m = ada.upload_bytes(&half).await.unwrap_err().to_string();
+    assert!(m.contains("quota blob-store-bytes (1048576)"), "{m}");
+    assert!(m.contains("608000 bytes"), "{m}");
+    let half_hash = blake3::hash(&half).to_hex().to_string();
+    assert_eq!(admin.blob_size(&half_hash).await.unwrap(), None);
+    // A gc removes what no task names, and her bytes are free again.
+    let report = admin.gc_blobs(Duration::ZERO, false).await.unwrap();
+    assert!(
+        report.removed_hashes.contains(&loose.blob.hash),
+        "{report:?}"
+    );
+    assert_eq!(ada.blob_size(&hers.hash).await.unwrap(), Some(5000));
+    let kept = ada.upload_bytes(&half).await.unwrap();
+    assert_eq!(kept.blob.size, 1 << 19);
 }

@@ -642,6 +642,7 @@ async fn blobs_stream_by_hash_and_a_re_put_sends_nothing() {
         hash: unknown.clone(),
         size: 5,
         data: b"hello".to_vec(),
+        ..Default::default()
     };
     let e = raw.put(tokio_stream::iter(vec![lie])).await.unwrap_err();
     assert!(e.message().contains("hash mismatch"), "{}", e.message());
@@ -650,6 +651,7 @@ async fn blobs_stream_by_hash_and_a_re_put_sends_nothing() {
         hash: blake3::hash(b"hello").to_hex().to_string(),
         size: 10,
         data: b"hello".to_vec(),
+        ..Default::default()
     };
     let e = raw.put(tokio_stream::iter(vec![short])).await.unwrap_err();
     assert!(

@@ -209,14 +209,17 @@ pub fn read_chunk(f: &mut impl std::io::Read) -> std::io::Result<Vec<u8>> {
 }
 
 /// Uploads the file at `path`, whose blake3 and size the caller knows, in
-/// chunks; memory stays at a few chunks whatever the size.
+/// chunks; memory stays at a few chunks whatever the size. An endpoint names
+/// the `task` that wrote it.
 pub async fn put_file(
     client: &mut BlobsClient<Conn>,
     path: &Path,
     hash: &str,
     size: u64,
+    task: Option<&str>,
     progress: Option<Progress>,
 ) -> Result<BlobInfo, TransferError> {
+    let task = task.unwrap_or_default().to_owned();
     let (tx, rx) = tokio::sync::mpsc::channel::<BlobChunk>(4);
     let reading = path.to_owned();
     let hash = hash.to_owned();
@@ -228,7 +231,12 @@ pub async fn put_file(
             let filled = data.len();
             // The first chunk names the blob, even when it is empty.
             let chunk = match head.take() {
-                Some(hash) => BlobChunk { hash, size, data },
+                Some(hash) => BlobChunk {
+                    hash,
+                    size,
+                    data,
+                    task: task.clone(),
+                },
                 None if filled == 0 => return Ok::<_, std::io::Error>(()),
                 None => BlobChunk {
                     data,

@@ -133,6 +133,10 @@ pub struct StoreCaps {
     /// Bytes of components and blobs each user may upload an hour.
     #[arg(long, env = "FERRY_QUOTA_UPLOAD", value_parser = crate::local::parse_bytes_arg)]
     quota_upload: Option<u64>,
+    /// Bytes of blobs each user may hold (uploaded, or written by their
+    /// tasks).
+    #[arg(long, env = "FERRY_QUOTA_BLOBS", value_parser = crate::local::parse_bytes_arg)]
+    quota_blobs: Option<u64>,
 }
 
 impl StoreCaps {
@@ -149,6 +153,7 @@ impl StoreCaps {
             requests_per_second: self.quota_rps,
             queued_tasks: self.quota_queued,
             upload_bytes_per_hour: self.quota_upload,
+            blob_store_bytes: self.quota_blobs,
         };
         if self.no_audit {
             c.audit_log = None;

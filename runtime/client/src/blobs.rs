@@ -48,8 +48,15 @@ impl Client {
         if self.has_blob(&blob).await? {
             return Ok(Upload { blob, sent: 0 });
         }
-        let info =
-            transfer::put_file(&mut self.blobs.clone(), path, &blob.hash, size, progress).await?;
+        let info = transfer::put_file(
+            &mut self.blobs.clone(),
+            path,
+            &blob.hash,
+            size,
+            None,
+            progress,
+        )
+        .await?;
         Ok(Upload {
             blob: BlobRef {
                 hash: info.hash,

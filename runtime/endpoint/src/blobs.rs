@@ -18,7 +18,7 @@ use anyhow::Context;
 use ferry_host::NewBlob;
 use ferry_proto::auth::Conn;
 use ferry_proto::transfer;
-use ferry_proto::v1::{StatBlobRequest, blobs_client::BlobsClient};
+use ferry_proto::v1::{BlobChunk, StatBlobRequest, blobs_client::BlobsClient};
 
 pub(crate) struct FetchedBlobs {
     client: BlobsClient<Conn>,
@@ -205,8 +205,10 @@ impl FetchedBlobs {
         .await?
     }
 
-    /// Sends a blob a task wrote to the service, unless it has it already.
-    pub(crate) async fn send(&self, blob: &NewBlob) -> anyhow::Result<()> {
+    /// Sends a blob that `task` wrote to the service, naming the task so
+    /// that its owner may read the blob; a blob the service has already is
+    /// named with no bytes.
+    pub(crate) async fn send(&self, blob: &NewBlob, task: &str) -> anyhow::Result<()> {
         self.trust(&blob.path);
         let mut client = self.client.clone();
         let info = client
@@ -216,9 +218,24 @@ impl FetchedBlobs {
             .await?
             .into_inner();
         if info.present && info.size == blob.size {
+            let claim = BlobChunk {
+                hash: blob.hash.clone(),
+                size: blob.size,
+                data: Vec::new(),
+                task: task.to_owned(),
+            };
+            client.put(tokio_stream::iter([claim])).await?;
             return Ok(());
         }
-        transfer::put_file(&mut client, &blob.path, &blob.hash, blob.size, None).await?;
+        transfer::put_file(
+            &mut client,
+            &blob.path,
+            &blob.hash,
+            blob.size,
+            Some(task),
+            None,
+        )
+        .await?;
         Ok(())
     }
 }

@@ -271,10 +271,13 @@ impl Agent {
         ));
         // New blobs reach the service before the result that names them.
         for blob in &out.blobs {
-            self.blobs.send(blob).await.map_err(|e| TaskError {
-                kind: FailureKind::BlobUpload.into(),
-                message: format!("sending new blob {} to the service: {e:#}", blob.hash),
-            })?;
+            self.blobs
+                .send(blob, &a.task_id)
+                .await
+                .map_err(|e| TaskError {
+                    kind: FailureKind::BlobUpload.into(),
+                    message: format!("sending new blob {} to the service: {e:#}", blob.hash),
+                })?;
         }
         export.result_to_msgpack(out.result.as_ref()).map_err(err)
     }

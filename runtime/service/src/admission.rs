@@ -207,6 +207,7 @@ impl Service {
                 if !contains(&bytes, b"$task") {
                     let vals = export.args_from_msgpack(&bytes).map_err(wit_error)?;
                     record.args = export.args_to_msgpack(&vals).map_err(wit_error)?;
+                    self.check_blobs(who, |named| crate::blobs::named_blobs(&record.args, named))?;
                     self.memo_lookup(&mut record, memoize)?;
                     return Ok(record);
                 }
@@ -235,9 +236,15 @@ impl Service {
         if found.is_empty() {
             let vals = export.args_from_json(&values).map_err(wit_error)?;
             record.args = export.args_to_msgpack(&vals).map_err(wit_error)?;
+            self.check_blobs(who, |named| crate::blobs::named_blobs(&record.args, named))?;
             self.memo_lookup(&mut record, memoize)?;
             return Ok(record);
         }
+        self.check_blobs(who, |named| {
+            for v in &values {
+                crate::blobs::named_in_json(v, named);
+            }
+        })?;
         self.check_references(who, &mut record, values, found, batch)?;
         if memoize {
             // Keyed once the arguments are known.
@@ -329,6 +336,36 @@ impl Service {
         record.history = vec![(TaskState::WaitingForDependencies, now)];
         record.pending_args = Some(serde_json::Value::Array(values).to_string());
         record.deps = deps;
+        Ok(())
+    }
+
+    /// A task may name only blobs its submitter may read: a blob's name
+    /// does not lend its bytes to another user's task. A name no blob has
+    /// is left for the endpoint to report, since any 64-digit hex string
+    /// reads as one.
+    fn check_blobs(
+        &self,
+        who: &Principal,
+        find: impl FnOnce(&mut std::collections::HashSet<String>),
+    ) -> Result<()> {
+        if who.admin {
+            return Ok(());
+        }
+        let mut named = std::collections::HashSet::new();
+        find(&mut named);
+        for hash in named {
+            if self.inner.grants.may_read(who, &hash) {
+                continue;
+            }
+            let stored = blake3::Hash::from_hex(&hash)
+                .ok()
+                .and_then(|h| self.inner.blobs.stat(&h));
+            if stored.is_some() {
+                return Err(Error::not_found(format!(
+                    "unknown blob {hash}: a task may name only blobs that its submitter uploaded or that their tasks wrote"
+                )));
+            }
+        }
         Ok(())
     }
 

@@ -52,6 +52,21 @@ pub(crate) fn named_blobs(msgpack: &[u8], out: &mut HashSet<String>) {
     }
 }
 
+/// Blob hashes named anywhere in a JSON value, as [`named_blobs`] finds them
+/// in MessagePack.
+pub(crate) fn named_in_json(value: &serde_json::Value, out: &mut HashSet<String>) {
+    match value {
+        serde_json::Value::String(s)
+            if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            out.insert(s.to_ascii_lowercase());
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| named_in_json(v, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| named_in_json(v, out)),
+        _ => {}
+    }
+}
+
 /// Parses a blob name: 64 hex digits of blake3.
 pub(crate) fn parse_hash(hash: &str) -> Result<blake3::Hash, Status> {
     ferry_wit::parse_blob_hash(hash).map_err(Status::invalid_argument)
@@ -260,6 +275,9 @@ mod tests {
         let bytes = rmp_serde::to_vec(&value).unwrap();
         let mut found = HashSet::new();
         named_blobs(&bytes, &mut found);
-        assert_eq!(found, HashSet::from([a, b]));
+        assert_eq!(found, HashSet::from([a.clone(), b.clone()]));
+        let mut in_json = HashSet::new();
+        named_in_json(&serde_json::to_value(&value).unwrap(), &mut in_json);
+        assert_eq!(in_json, found);
     }
 }

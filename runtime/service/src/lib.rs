@@ -21,6 +21,7 @@ mod components;
 pub mod core;
 mod deps;
 mod functions;
+mod grants;
 mod grpc;
 mod identities;
 pub mod metrics;
@@ -127,6 +128,7 @@ struct Inner {
     functions: Arc<functions::Functions>,
     components: Arc<components::Components>,
     blobs: blobs::BlobStore,
+    grants: grants::BlobGrants,
     identities: identities::Identities,
     audit: audit::Audit,
     meter: quotas::Meter,
@@ -165,6 +167,7 @@ impl Service {
             config.max_store_bytes,
         )?;
         let identities = identities::Identities::open(store.clone())?;
+        let grants = grants::BlobGrants::open(store.clone(), config.quotas.blob_store_bytes)?;
         let audit = match &config.audit_log {
             Some(path) => audit::Audit::open(path)?,
             None => audit::Audit::off(),
@@ -185,6 +188,7 @@ impl Service {
                 audit,
                 meter: quotas::Meter::new(config.quotas.clone()),
                 blobs,
+                grants,
                 config,
                 store,
                 broker,

@@ -1,5 +1,5 @@
-//! Per-user quotas: requests a second, unfinished tasks, and bytes uploaded
-//! an hour. Past one the answer is `RESOURCE_EXHAUSTED`, naming the quota
+//! Per-user quotas: requests a second, unfinished tasks, bytes uploaded an
+//! hour, and bytes of blobs held (kept with the blob grants). Past one the answer is `RESOURCE_EXHAUSTED`, naming the quota
 //! and its value, with a hint of when to try again; clients back off on it.
 //!
 //! Rates are token buckets (a burst of a second's worth of requests, an
@@ -22,6 +22,9 @@ pub struct Quotas {
     pub queued_tasks: Option<usize>,
     /// Bytes of components and blobs a user may upload an hour.
     pub upload_bytes_per_hour: Option<u64>,
+    /// Bytes of blobs a user may hold: those they uploaded and those their
+    /// tasks wrote, until a gc removes them.
+    pub blob_store_bytes: Option<u64>,
 }
 
 /// The metadata key on a quota's refusal: the quota's name.

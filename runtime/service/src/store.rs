@@ -95,6 +95,12 @@ pub trait Store: Send + Sync + 'static {
     /// Pins or unpins a blob: pinned blobs survive `gc`.
     fn pin_blob(&self, hash: &str, pinned: bool) -> anyhow::Result<()>;
     fn pinned_blobs(&self) -> anyhow::Result<Vec<String>>;
+    /// Lets users read blobs: (blob hash, user, blob size) each.
+    fn grant_blobs(&self, grants: &[(String, String, u64)]) -> anyhow::Result<()>;
+    /// Every grant, as [`Store::grant_blobs`] took them.
+    fn blob_grants(&self) -> anyhow::Result<Vec<(String, String, u64)>>;
+    /// Forgets every grant of blobs that are gone.
+    fn drop_blob_grants(&self, hashes: &[String]) -> anyhow::Result<()>;
     /// Sets (or, with `None`, removes) a record of users and tokens, stored
     /// under a key such as `user/NAME`; the identities module owns the bytes.
     fn put_identity(&self, key: &str, value: Option<&[u8]>) -> anyhow::Result<()>;
@@ -117,6 +123,8 @@ const ENDPOINTS: TableDefinition<&str, ()> = TableDefinition::new("endpoints");
 const PINS: TableDefinition<&str, ()> = TableDefinition::new("pinned_blobs");
 const MEMO: TableDefinition<&str, &[u8]> = TableDefinition::new("memo");
 const IDENTITIES: TableDefinition<&str, &[u8]> = TableDefinition::new("identities");
+/// (blob, user) → the blob's size: who may read what.
+const BLOB_GRANTS: TableDefinition<(&str, &str), u64> = TableDefinition::new("blob_grants");
 
 /// Version 2 indexes live and finished tasks.
 const SCHEMA: u64 = 2;
@@ -144,6 +152,7 @@ impl RedbStore {
         txn.open_table(PINS)?;
         txn.open_table(MEMO)?;
         txn.open_table(IDENTITIES)?;
+        txn.open_table(BLOB_GRANTS)?;
         let schema = txn
             .open_table(META)?
             .get("schema")?
@@ -475,6 +484,54 @@ impl Store for RedbStore {
         self.keys(PINS)
     }
 
+    fn grant_blobs(&self, grants: &[(String, String, u64)]) -> anyhow::Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = txn.open_table(BLOB_GRANTS)?;
+            for (hash, user, size) in grants {
+                t.insert((hash.as_str(), user.as_str()), size)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn blob_grants(&self) -> anyhow::Result<Vec<(String, String, u64)>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(BLOB_GRANTS)?;
+        let mut out = Vec::new();
+        for entry in t.iter()? {
+            let (k, v) = entry?;
+            let (hash, user) = k.value();
+            out.push((hash.to_owned(), user.to_owned(), v.value()));
+        }
+        Ok(out)
+    }
+
+    fn drop_blob_grants(&self, hashes: &[String]) -> anyhow::Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = txn.open_table(BLOB_GRANTS)?;
+            for hash in hashes {
+                let mut users = Vec::new();
+                // Every user sorts after "" and before the next hash.
+                for entry in t.range::<(&str, &str)>((hash.as_str(), "")..)? {
+                    let (k, _) = entry?;
+                    let (h, user) = k.value();
+                    if h != hash {
+                        break;
+                    }
+                    users.push(user.to_owned());
+                }
+                for user in &users {
+                    t.remove((hash.as_str(), user.as_str()))?;
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
     fn put_identity(&self, key: &str, value: Option<&[u8]>) -> anyhow::Result<()> {
         let txn = self.db.begin_write()?;
         {
@@ -518,6 +575,7 @@ struct Memory {
     memo: HashMap<String, Vec<u8>>,
     pins: BTreeSet<String>,
     identities: std::collections::BTreeMap<String, Vec<u8>>,
+    grants: std::collections::BTreeMap<(String, String), u64>,
     commits: u64,
 }
 
@@ -661,6 +719,26 @@ impl Store for MemoryStore {
     fn pinned_blobs(&self) -> anyhow::Result<Vec<String>> {
         Ok(self.lock().pins.iter().cloned().collect())
     }
+    fn grant_blobs(&self, grants: &[(String, String, u64)]) -> anyhow::Result<()> {
+        let mut m = self.lock();
+        for (hash, user, size) in grants {
+            m.grants.insert((hash.clone(), user.clone()), *size);
+        }
+        Ok(())
+    }
+    fn blob_grants(&self) -> anyhow::Result<Vec<(String, String, u64)>> {
+        Ok(self
+            .lock()
+            .grants
+            .iter()
+            .map(|((h, u), s)| (h.clone(), u.clone(), *s))
+            .collect())
+    }
+    fn drop_blob_grants(&self, hashes: &[String]) -> anyhow::Result<()> {
+        let mut m = self.lock();
+        m.grants.retain(|(h, _), _| !hashes.contains(h));
+        Ok(())
+    }
     fn put_identity(&self, key: &str, value: Option<&[u8]>) -> anyhow::Result<()> {
         let mut m = self.lock();
         match value {
@@ -721,6 +799,11 @@ mod tests {
             s.pin_blob("b1", true).unwrap();
             s.pin_blob("b2", true).unwrap();
             s.pin_blob("b1", false).unwrap();
+            let g = |h: &str, u: &str, n| (h.to_owned(), u.to_owned(), n);
+            s.grant_blobs(&[g("b1", "ada", 3), g("b1", "bob", 3), g("b2", "ada", 9)])
+                .unwrap();
+            s.grant_blobs(&[g("b10", "ada", 4)]).unwrap();
+            s.drop_blob_grants(&["b1".to_owned()]).unwrap();
         }
         let s = RedbStore::open(dir.path()).unwrap();
         assert_eq!(s.task("a").unwrap().unwrap().state, TaskState::Failed);
@@ -731,6 +814,14 @@ mod tests {
         assert_eq!(s.endpoints().unwrap(), vec!["local".to_owned()]);
         assert!(s.task("zz").unwrap().is_none());
         assert_eq!(s.pinned_blobs().unwrap(), vec!["b2".to_owned()]);
+        // Dropping b1's grants leaves b10's, whose name starts the same.
+        assert_eq!(
+            s.blob_grants().unwrap(),
+            vec![
+                ("b10".to_owned(), "ada".to_owned(), 4),
+                ("b2".to_owned(), "ada".to_owned(), 9)
+            ]
+        );
         assert_eq!(s.memo("k").unwrap().unwrap(), b"r");
         assert!(s.set_memoize("f", true).unwrap().unwrap().memoize);
         assert!(s.function("f").unwrap().unwrap().memoize);

@@ -105,6 +105,11 @@ impl Identities {
         })
     }
 
+    /// Whether `user` is an admin (an unknown user is not).
+    pub fn is_admin(&self, user: &str) -> bool {
+        self.read().users.get(user).is_some_and(|u| u.admin)
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(|p| p.into_inner())
     }
