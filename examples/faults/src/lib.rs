@@ -54,6 +54,26 @@ impl Guest for Faults {
         );
         panic!("{message}");
     }
+
+    fn recurse(depth: u32) -> u64 {
+        fn down(n: u32) -> u64 {
+            let frame = std::hint::black_box([u64::from(n); 32]);
+            if n == 0 {
+                return frame[0];
+            }
+            down(n - 1).wrapping_add(frame[n as usize % 32])
+        }
+        down(depth)
+    }
+
+    fn dial(address: String) -> Result<String, String> {
+        use std::io::Write;
+        let mut stream = std::net::TcpStream::connect(&address).map_err(|e| e.to_string())?;
+        stream
+            .write_all(b"escaped the sandbox")
+            .map_err(|e| e.to_string())?;
+        Ok(format!("connected to {address}"))
+    }
 }
 
 export!(Faults);

@@ -109,6 +109,10 @@ impl Host {
         let stderr = Capture::new(limits.stdio);
         let mut wasi = WasiCtx::builder();
         wasi.stdout(stdout.clone()).stderr(stderr.clone());
+        // No network: sockets cannot even be made, nor names looked up.
+        wasi.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
         // Dropped after the store, so that what it holds (the scratch
         // directory) outlives every handle on it.
         let mut keep: Vec<Box<dyn Send>> = Vec::new();

@@ -170,21 +170,15 @@ fn from_rgb(rgb: &Rgb, format: PixelFormat) -> Result<Vec<u8>, String> {
 /// Largest side a conversion may produce.
 pub(crate) const MAX_SIDE: u32 = 8192;
 
-/// `frame` at the asked size and format; unset fields keep the frame's.
-pub(crate) fn convert(
+/// The size and format `convert` makes of `frame`: unset fields keep the
+/// frame's; only a width or only a height keeps its aspect ratio.
+pub(crate) fn target(
     frame: &Frame,
     width: Option<u32>,
     height: Option<u32>,
     format: Option<PixelFormat>,
-) -> Result<Frame, String> {
-    if frame.width == 0 || frame.height == 0 {
-        return Err(format!(
-            "the device gave an empty {}x{} frame",
-            frame.width, frame.height
-        ));
-    }
+) -> Result<(u32, u32, PixelFormat), String> {
     let format = format.unwrap_or(frame.format);
-    // Only the height or only the width: keep the aspect ratio.
     let (width, height) = match (width, height) {
         (Some(w), Some(h)) => (w, h),
         (Some(w), None) => (
@@ -202,6 +196,23 @@ pub(crate) fn convert(
             "a {width}x{height} frame is out of range (each side 1 to {MAX_SIDE})"
         ));
     }
+    Ok((width, height, format))
+}
+
+/// `frame` at the asked size and format; unset fields keep the frame's.
+pub(crate) fn convert(
+    frame: &Frame,
+    width: Option<u32>,
+    height: Option<u32>,
+    format: Option<PixelFormat>,
+) -> Result<Frame, String> {
+    if frame.width == 0 || frame.height == 0 {
+        return Err(format!(
+            "the device gave an empty {}x{} frame",
+            frame.width, frame.height
+        ));
+    }
+    let (width, height, format) = target(frame, width, height, format)?;
     if (width, height, format) == (frame.width, frame.height, frame.format) {
         return Ok(frame.clone());
     }

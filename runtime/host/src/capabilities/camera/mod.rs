@@ -48,6 +48,16 @@ impl PixelFormat {
             PixelFormat::Mjpeg => "mjpeg",
         }
     }
+
+    /// Bytes a pixel takes; JPEG's are the device's (at most those of RGB).
+    pub fn bytes_per_pixel(self) -> u64 {
+        match self {
+            PixelFormat::Gray8 => 1,
+            PixelFormat::Yuyv => 2,
+            PixelFormat::Rgb8 | PixelFormat::Mjpeg => 3,
+            PixelFormat::Rgba8 => 4,
+        }
+    }
 }
 
 /// A size and format a device produces natively.
@@ -371,6 +381,9 @@ pub(crate) struct CameraState {
     withheld: Vec<String>,
     endpoint: String,
     deadline: Instant,
+    /// The task's memory limit: a frame the guest could not hold is not
+    /// made, so that host-side conversion buffers stay within it.
+    memory: u64,
     pub(crate) timed_out: bool,
 }
 
@@ -380,12 +393,14 @@ impl CameraState {
         withheld: Vec<String>,
         endpoint: String,
         deadline: Instant,
+        memory: u64,
     ) -> Self {
         CameraState {
             granted,
             withheld,
             endpoint,
             deadline,
+            memory,
             timed_out: false,
         }
     }
@@ -489,6 +504,19 @@ impl wit::Host for CameraState {
             }
         };
         let (w, h, f) = (options.width, options.height, options.format.map(from_wit));
+        match convert::target(&raw, w, h, f) {
+            Err(e) => return Ok(Err(wit::Error::Unsupported(e))),
+            Ok((tw, th, tf)) => {
+                let bytes = u64::from(tw) * u64::from(th) * tf.bytes_per_pixel();
+                if bytes > self.memory {
+                    return Ok(Err(wit::Error::Unsupported(format!(
+                        "a {tw}x{th} {} frame takes {bytes} bytes, more than this task's memory limit of {} bytes",
+                        tf.name(),
+                        self.memory
+                    ))));
+                }
+            }
+        }
         let converted = tokio::task::spawn_blocking(move || convert::convert(&raw, w, h, f)).await;
         match converted {
             Ok(Ok(frame)) => Ok(Ok(wit::Frame {
@@ -541,6 +569,7 @@ impl Capability for Factor {
             withheld.into_iter().map(|c| c.name().to_owned()).collect(),
             task.host.name().to_string(),
             task.deadline,
+            task.limits.memory,
         ))
     }
 
