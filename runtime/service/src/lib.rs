@@ -21,6 +21,8 @@ mod components;
 pub mod core;
 mod deps;
 mod functions;
+#[cfg(test)]
+mod fuzz;
 mod grants;
 mod grpc;
 mod identities;
