@@ -695,6 +695,27 @@ async fn an_endpoints_owner_decides_who_submits_which_functions_and_what_limits(
     let listed = bob.endpoints().await.unwrap();
     assert_eq!(listed.len(), 1, "bob sees the endpoint he may use");
     assert_eq!(listed[0].owner, "ada");
+
+    // Ada sees what runs on her endpoint, none of it Bob's data; Bob sees
+    // none of hers, and of the endpoints only the one he may use.
+    let on_lab = ada.list_tasks(&[], "lab", "", 100).await.unwrap().tasks;
+    assert_eq!(on_lab.len(), 2, "hers and his: {on_lab:?}");
+    let his = bob.list_tasks(&[], "", "", 100).await.unwrap().tasks;
+    assert_eq!(his.len(), 1);
+    let seen = ada.task(&his[0].id).await.unwrap();
+    assert_eq!(seen.state(), ferry_client::State::Succeeded);
+    assert!(seen.result.is_empty() && seen.output.is_none(), "{seen:?}");
+    assert!(!bob.task(&his[0].id).await.unwrap().result.is_empty());
+    let hers = on_lab.iter().find(|t| t.id != his[0].id).unwrap();
+    let (got, _) = code(bob.task(&hers.id).await);
+    assert_eq!(got, Code::PermissionDenied);
+    let names = |s: &pb::StatusResponse| -> Vec<String> {
+        s.endpoints.iter().map(|e| e.name.clone()).collect()
+    };
+    assert_eq!(names(&bob.status().await.unwrap()), vec!["lab"]);
+    let mut all = names(&admin.status().await.unwrap());
+    all.sort();
+    assert_eq!(all, vec!["lab", "local"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

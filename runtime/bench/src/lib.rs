@@ -7,6 +7,7 @@ mod blob;
 mod camera;
 mod dataflow;
 mod kmeans;
+mod security;
 mod service;
 
 use std::path::PathBuf;
@@ -43,6 +44,10 @@ pub enum BenchCommand {
         tasks: usize,
         #[arg(long, default_value_t = 5)]
         runs: u32,
+        /// Measure with authentication off, with tokens, and with tokens
+        /// over TLS, in this one run, and report what each costs.
+        #[arg(long)]
+        security: bool,
     },
     /// One no-op task submitted and awaited, repeated; p50 and p99.
     Rtt {
@@ -50,6 +55,10 @@ pub enum BenchCommand {
         component: Option<PathBuf>,
         #[arg(long, default_value_t = 2_000)]
         iterations: u32,
+        /// Measure with authentication off, with tokens, and with tokens
+        /// over TLS, in this one run, and report what each costs.
+        #[arg(long)]
+        security: bool,
     },
     /// The seed's k-means: Wasm CPU against the same Rust compiled natively,
     /// and the GPU path against both, on this machine's best adapter.
@@ -141,6 +150,35 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         component,
         tasks,
         runs,
+        security: true,
+    } = cmd
+    {
+        return security::compare(
+            component,
+            security::Measure::Noop {
+                tasks: tasks.max(1),
+                runs: runs.max(1),
+            },
+        );
+    }
+    if let BenchCommand::Rtt {
+        component,
+        iterations,
+        security: true,
+    } = cmd
+    {
+        return security::compare(
+            component,
+            security::Measure::Rtt {
+                iterations: iterations.max(10),
+            },
+        );
+    }
+    if let BenchCommand::Noop {
+        component,
+        tasks,
+        runs,
+        ..
     } = cmd
     {
         return fabric_bench("noop", component, |c, f| {
@@ -150,6 +188,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     if let BenchCommand::Rtt {
         component,
         iterations,
+        ..
     } = cmd
     {
         return fabric_bench("noop", component, move |c, f| {
@@ -376,6 +415,29 @@ async fn noop_throughput(
     tasks: usize,
     runs: u32,
 ) -> anyhow::Result<()> {
+    let rates = noop_rates(client, f, tasks, runs).await?;
+    println!("## ferry bench noop");
+    println!();
+    println!(
+        "{runs} runs of {tasks} no-op tasks (batches of 1,000), service + endpoint + client in one process on loopback"
+    );
+    println!();
+    println!("| metric | value |");
+    println!("|---|---|");
+    println!("| median tasks/s | {:.0} |", rates[rates.len() / 2]);
+    println!("| best run tasks/s | {:.0} |", rates[rates.len() - 1]);
+    println!("| target | ≥ 100,000 |");
+    Ok(())
+}
+
+/// Completed tasks a second in each of `runs` runs (after one to warm up),
+/// sorted.
+async fn noop_rates(
+    client: &ferry_client::Client,
+    f: &str,
+    tasks: usize,
+    runs: u32,
+) -> anyhow::Result<Vec<f64>> {
     let mut rates = Vec::new();
     for run in 0..=runs {
         let start = Instant::now();
@@ -391,21 +453,31 @@ async fn noop_throughput(
         }
     }
     rates.sort_by(f64::total_cmp);
-    println!("## ferry bench noop");
-    println!();
-    println!(
-        "{runs} runs of {tasks} no-op tasks (batches of 1,000), service + endpoint + client in one process on loopback"
-    );
-    println!();
-    println!("| metric | value |");
-    println!("|---|---|");
-    println!("| median tasks/s | {:.0} |", rates[rates.len() / 2]);
-    println!("| best run tasks/s | {:.0} |", rates[rates.len() - 1]);
-    println!("| target | ≥ 100,000 |");
-    Ok(())
+    Ok(rates)
 }
 
 async fn rtt(client: &ferry_client::Client, f: &str, iterations: u32) -> anyhow::Result<()> {
+    let times = rtt_times(client, f, iterations).await?;
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+    println!("## ferry bench rtt");
+    println!();
+    println!("{iterations} no-op tasks, each submitted and awaited before the next, on loopback");
+    println!();
+    println!("| metric | value |");
+    println!("|---|---|");
+    println!("| p50 | {} |", fmt(at(0.5)));
+    println!("| p99 | {} |", fmt(at(0.99)));
+    println!("| target p50 | ≤ 0.25 ms |");
+    Ok(())
+}
+
+/// The round trips of `iterations` no-op tasks (after a tenth as many to
+/// warm up), sorted.
+async fn rtt_times(
+    client: &ferry_client::Client,
+    f: &str,
+    iterations: u32,
+) -> anyhow::Result<Vec<Duration>> {
     let mut times = Vec::with_capacity(iterations as usize);
     for i in 0..iterations + iterations / 10 {
         let start = Instant::now();
@@ -418,15 +490,5 @@ async fn rtt(client: &ferry_client::Client, f: &str, iterations: u32) -> anyhow:
         }
     }
     times.sort();
-    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
-    println!("## ferry bench rtt");
-    println!();
-    println!("{iterations} no-op tasks, each submitted and awaited before the next, on loopback");
-    println!();
-    println!("| metric | value |");
-    println!("|---|---|");
-    println!("| p50 | {} |", fmt(at(0.5)));
-    println!("| p99 | {} |", fmt(at(0.99)));
-    println!("| target p50 | ≤ 0.25 ms |");
-    Ok(())
+    Ok(times)
 }

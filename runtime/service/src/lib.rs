@@ -29,6 +29,7 @@ mod identities;
 pub mod metrics;
 pub mod quotas;
 mod store;
+mod views;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

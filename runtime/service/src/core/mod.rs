@@ -414,6 +414,15 @@ impl Broker {
         self.board().counts()
     }
 
+    /// `owner`'s unfinished tasks, by state.
+    pub fn unfinished_by(&self, owner: &str) -> HashMap<TaskState, u64> {
+        let mut counts = HashMap::new();
+        for t in self.board().tasks.values().filter(|t| t.owner == owner) {
+            *counts.entry(t.state).or_default() += 1;
+        }
+        counts
+    }
+
     /// Number of unfinished tasks (queued, waiting or in flight).
     pub fn unfinished(&self) -> usize {
         self.board().tasks.len()

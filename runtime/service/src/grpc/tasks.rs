@@ -63,10 +63,17 @@ impl tasks_server::Tasks for Service {
     ) -> Result<Response<pb::TaskInfo>, Status> {
         let who = caller(&req)?;
         let id = req.into_inner().task_id;
-        match self.inner.broker.task_for(&who, &id).map_err(status)? {
-            Some(t) => Ok(Response::new(info(&t))),
-            None => Err(Status::not_found(format!("unknown task `{id}`"))),
+        let Some(t) = self.inner.broker.task(&id).map_err(status)? else {
+            return Err(Status::not_found(format!("unknown task `{id}`")));
+        };
+        if let Err(e) = who.check(&t) {
+            let owned = self.owned_endpoints(&who);
+            return match self.view(&who, t, &owned) {
+                Some(t) => Ok(Response::new(info(&t))),
+                None => Err(status(e)),
+            };
         }
+        Ok(Response::new(info(&t)))
     }
 
     async fn cancel(
@@ -107,6 +114,7 @@ impl tasks_server::Tasks for Service {
             n => (n as usize).min(MAX_PAGE),
         };
         let service = self.clone();
+        let owned = self.owned_endpoints(&who);
         let tasks = blocking(move || {
             // Unfinished tasks' states live on the board (a dispatch is not
             // stored); the store has the rest.
@@ -123,7 +131,7 @@ impl tasks_server::Tasks for Service {
                 .inner
                 .store
                 .list_tasks(&req.after, limit, &|t| {
-                    who.owns(t)
+                    (who.owns(t) || owned.contains(&t.endpoint))
                         && (req.endpoint.is_empty() || t.endpoint == req.endpoint)
                         && (states.is_empty() || states.contains(&state_of(t)))
                 })
@@ -131,7 +139,10 @@ impl tasks_server::Tasks for Service {
             for t in &mut tasks {
                 t.state = state_of(t);
             }
-            Ok(tasks)
+            Ok(tasks
+                .into_iter()
+                .filter_map(|t| service.view(&who, t, &owned))
+                .collect::<Vec<_>>())
         })
         .await?;
         let next_after = if tasks.len() == limit {
@@ -231,12 +242,22 @@ impl tasks_server::Tasks for Service {
 
     async fn status(
         &self,
-        _: Request<pb::StatusRequest>,
+        req: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
+        let who = caller(&req)?;
         let broker = &self.inner.broker;
+        // A user sees the endpoints they may use or own; an admin, all.
+        let usable: std::collections::HashSet<String> = self
+            .inner
+            .identities
+            .endpoints(&who)
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
         let endpoints = broker
             .endpoints()
             .into_iter()
+            .filter(|e| who.admin || usable.contains(&e.name))
             .map(|e| pb::EndpointStatus {
                 online: e.sessions > 0,
                 sessions: e.sessions,
@@ -275,8 +296,13 @@ impl tasks_server::Tasks for Service {
                 name: e.name,
             })
             .collect();
-        let mut tasks: Vec<pb::StateCount> = broker
-            .counts()
+        // A user counts their own unfinished tasks; an admin, every task.
+        let counts = if who.admin {
+            broker.counts()
+        } else {
+            broker.unfinished_by(&who.user)
+        };
+        let mut tasks: Vec<pb::StateCount> = counts
             .into_iter()
             .map(|(state, count)| pb::StateCount {
                 state: state.code(),
