@@ -36,6 +36,29 @@ async fn raw(port: u16, token: Option<&str>) -> ferry_proto::auth::Conn {
     ferry_proto::auth::conn(channel, token).unwrap()
 }
 
+/// Lets every user submit to `endpoint`, and adds the users `ada` and `bob`:
+/// their clients.
+async fn ada_and_bob(admin: &Client, port: u16, endpoint: &str) -> (Client, Client) {
+    admin
+        .set_endpoint_policy(
+            endpoint,
+            ferry_client::EndpointPolicy {
+                submitters: vec!["*".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut users = Vec::new();
+    for name in ["ada", "bob"] {
+        admin.add_user(name, false).await.unwrap();
+        let (_, token) = admin.create_token(Some(name), "", None).await.unwrap();
+        users.push(connect(port, Some(&token)).await);
+    }
+    let bob = users.pop().unwrap();
+    (users.pop().unwrap(), bob)
+}
+
 /// Runs a `ferry` command against the service on `port` with `token`.
 fn ferry_as(port: u16, token: &str, args: &[&str]) -> std::process::Output {
     command()
@@ -742,23 +765,7 @@ async fn an_endpoint_checks_its_owners_rules_again_whatever_the_service_admits()
     );
     let admin = ready(port, "guarded", 1).await;
     // The service's policy lets everyone submit anything.
-    admin
-        .set_endpoint_policy(
-            "guarded",
-            ferry_client::EndpointPolicy {
-                submitters: vec!["*".into()],
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let mut users = Vec::new();
-    for user in ["ada", "bob"] {
-        admin.add_user(user, false).await.unwrap();
-        let (_, t) = admin.create_token(Some(user), "", None).await.unwrap();
-        users.push(connect(port, Some(&t)).await);
-    }
-    let (ada, bob) = (&users[0], &users[1]);
+    let (ada, bob) = &ada_and_bob(&admin, port, "guarded").await;
     let pi = ada.register(&pi_bytes).await.unwrap();
     let faults = ada.register(&guest_bytes("faults")).await.unwrap();
     let v: f64 = ada
@@ -933,23 +940,7 @@ async fn a_blob_is_read_by_its_uploader_and_the_owner_of_the_task_that_wrote_it(
     let _service = serve_with(&dir.path().join("data"), port, &["--quota-blobs", "1MiB"]);
     let _endpoint = endpoint(port, "local", &dir.path().join("cache"), 2);
     let admin = ready(port, "local", 1).await;
-    admin
-        .set_endpoint_policy(
-            "local",
-            ferry_client::EndpointPolicy {
-                submitters: vec!["*".into()],
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let mut users = Vec::new();
-    for name in ["ada", "bob"] {
-        admin.add_user(name, false).await.unwrap();
-        let (_, token) = admin.create_token(Some(name), "", None).await.unwrap();
-        users.push(connect(port, Some(&token)).await);
-    }
-    let (ada, bob) = (&users[0], &users[1]);
+    let (ada, bob) = &ada_and_bob(&admin, port, "local").await;
     let probe = admin.register(&guest_bytes("blob-probe")).await.unwrap();
     let checksum = |c: &Client, blob: &BlobRef| {
         let args = format!(r#"[{{"hash":"{}","size":{}}}, 0]"#, blob.hash, blob.size);
