@@ -128,6 +128,12 @@ fn print(measure: Measure, rows: &[(Setup, Figures)]) {
             println!("## ferry bench rtt --security");
             println!();
             println!("{iterations} no-op round trips in each setup, one process on loopback");
+            if let Ok(floor) = crate::fsync_floor(&std::env::temp_dir(), 200) {
+                println!(
+                    "; this machine's fsync floor (4 KiB write + fdatasync, median) is {}",
+                    crate::fmt(floor)
+                );
+            }
             println!();
             println!("| setup | p50 | p99 | p50 against auth off |");
             println!("|---|---|---|---|");
