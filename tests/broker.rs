@@ -591,3 +591,81 @@ async fn reflection_lists_ferrys_services_in_v1_and_v1alpha() {
         "{reply:?}"
     );
 }
+
+/// `group` and `none` durability say what they do not keep, when the
+/// service starts and in `ferry status`; `strict` says it is strict.
+#[test]
+fn relaxed_durability_says_what_it_does_not_keep_at_start_and_in_status() {
+    use std::io::BufRead;
+    for (mode, loses) in [
+        (
+            "group",
+            "a crash loses up to 100 ms of acknowledged task changes",
+        ),
+        (
+            "none",
+            "a restart loses every task, result, registered function",
+        ),
+        ("strict", ""),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let data = dir.path().join("data");
+        let args = [
+            "serve",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            &listen,
+            "--durability",
+            mode,
+        ];
+        let mut child = ferry(&args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let _service = Proc(child);
+        // The banner ends with the line that names the URL; the durability
+        // line, if any, follows it at once.
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let mut banner = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let served = line.starts_with("ferry service on");
+            banner.push(line);
+            if served {
+                break;
+            }
+        }
+        if !loses.is_empty() {
+            let next = lines.next().unwrap().unwrap();
+            assert!(
+                next.starts_with(&format!("durability {mode}: ")) && next.contains(loses),
+                "{mode}: {banner:?} then {next:?}"
+            );
+        }
+        // Past the banner the port is bound: `status` is answered.
+        let out = command()
+            .arg("status")
+            .env("FERRY_SERVICE", format!("http://{listen}"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let first = text.lines().next().unwrap_or_default();
+        if loses.is_empty() {
+            assert_eq!(first, "durability: strict", "{text}");
+        } else {
+            assert!(
+                first.starts_with(&format!("durability: {mode}: ")) && first.contains(loses),
+                "{text}"
+            );
+        }
+    }
+}

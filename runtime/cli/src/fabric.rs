@@ -137,6 +137,10 @@ pub struct StoreCaps {
     /// tasks).
     #[arg(long, env = "FERRY_QUOTA_BLOBS", value_parser = crate::local::parse_bytes_arg)]
     quota_blobs: Option<u64>,
+    /// What of the task state survives a crash: `strict` (acknowledged
+    /// after fsync), `group` (synced every 100 ms) or `none` (memory only).
+    #[arg(long, env = "FERRY_DURABILITY", default_value = "strict")]
+    durability: ferry_service::Durability,
 }
 
 impl StoreCaps {
@@ -149,6 +153,7 @@ impl StoreCaps {
         c.rules.lease_timeout = self.lease_timeout;
         c.rules.max_queued_per_endpoint = self.max_queued;
         c.result_retention = self.retention;
+        c.durability = self.durability;
         c.quotas = ferry_service::quotas::Quotas {
             requests_per_second: self.quota_rps,
             queued_tasks: self.quota_queued,
@@ -174,6 +179,13 @@ pub struct ServeArgs {
     caps: StoreCaps,
     #[command(flatten)]
     tls: crate::tls::TlsArgs,
+}
+
+/// Says at start what a relaxed durability mode does not keep.
+fn print_durability(d: ferry_service::Durability) {
+    if let Some(loses) = d.loses() {
+        println!("durability {d}: {loses}");
+    }
 }
 
 pub fn data_dir(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -203,6 +215,7 @@ pub fn up(service: &ServiceArg, args: UpArgs) -> anyhow::Result<ExitCode> {
     let chosen = args.tls.choose(args.listen, &dir)?;
     let mut config = args.caps.config(&dir);
     config.tls = chosen.tls;
+    let durability = config.durability;
     // The local endpoint trusts `--ca` (and shows `--client-cert`) when
     // given, else the served certificate itself.
     let endpoint_tls = (service.ca.is_some() || service.client_cert.is_some())
@@ -223,6 +236,7 @@ pub fn up(service: &ServiceArg, args: UpArgs) -> anyhow::Result<ExitCode> {
             fabric.url,
             dir.display()
         );
+        print_durability(durability);
         if let Some(b) = &chosen.banner {
             println!("{b}");
         }
@@ -285,6 +299,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let scheme = chosen.scheme;
     let mut config = args.caps.config(&dir);
     config.tls = chosen.tls;
+    let durability = config.durability;
     runtime()?.block_on(async move {
         let service = Service::open(config)?;
         let made = service.bootstrap()?;
@@ -306,6 +321,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let url = format!("{scheme}://{}", listener.local_addr()?);
         println!("ferry service on {url}, data in {}", dir.display());
+        print_durability(durability);
         if let Some(b) = &chosen.banner {
             println!("{b}");
         }

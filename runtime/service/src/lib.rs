@@ -20,6 +20,7 @@ mod blobs;
 mod components;
 pub mod core;
 mod deps;
+pub mod durability;
 mod functions;
 #[cfg(test)]
 mod fuzz;
@@ -39,6 +40,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use crate::core::{Broker, Principal, Rules, TaskRecord, TaskState};
+pub use durability::Durability;
 pub use identities::FIRST_ADMIN;
 pub use store::{FunctionRecord, MemoryStore, RedbStore, Store};
 
@@ -77,6 +79,8 @@ pub struct ServiceConfig {
     /// The audit trail, a JSON line per event (`<data_dir>/audit.jsonl`
     /// unless set); `None` keeps none.
     pub audit_log: Option<PathBuf>,
+    /// What of the task state survives a crash; `strict` by default.
+    pub durability: Durability,
 }
 
 /// The service's certificate, and the CA whose client certificates it
@@ -113,6 +117,7 @@ impl ServiceConfig {
             metrics: None,
             auth: true,
             tls: None,
+            durability: Durability::Strict,
         }
     }
 }
@@ -141,10 +146,23 @@ struct Inner {
 }
 
 impl Service {
-    /// Opens the store in `config.data_dir` and requeues every unfinished task.
+    /// Opens the store in `config.data_dir` and requeues every unfinished
+    /// task; under `none` durability, the store is in memory and starts
+    /// empty.
     pub fn open(config: ServiceConfig) -> anyhow::Result<Service> {
-        let store = RedbStore::open(&config.data_dir)?;
-        Service::with_store(config, Arc::new(store))
+        let store: Arc<dyn Store> = match config.durability {
+            Durability::None => Arc::new(MemoryStore::default()),
+            d => Arc::new(RedbStore::open_with(&config.data_dir, d)?),
+        };
+        if let Some(loses) = config.durability.loses() {
+            tracing::warn!(durability = %config.durability, "{loses}");
+        }
+        Service::with_store(config, store)
+    }
+
+    /// What of the task state survives a crash.
+    pub fn durability(&self) -> Durability {
+        self.inner.config.durability
     }
 
     pub fn with_store(config: ServiceConfig, store: Arc<dyn Store>) -> anyhow::Result<Service> {

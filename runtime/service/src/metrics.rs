@@ -65,6 +65,9 @@ pub struct Metrics {
     pub transition: Histogram,
     /// From queued to dispatched.
     pub dispatch_wait: Histogram,
+    /// Transitions committed, however many shared each commit: over the
+    /// commit count, the size of a group.
+    pub committed: AtomicU64,
 }
 
 fn label(v: &str) -> String {
@@ -126,6 +129,11 @@ pub fn render(service: &Service) -> String {
         "# HELP ferry_outcomes_refused_total Outcomes dropped because their session held no current lease.\n# TYPE ferry_outcomes_refused_total counter\nferry_outcomes_refused_total {refused}"
     );
     let m = broker.metrics();
+    let committed = m.committed.load(Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "# HELP ferry_transitions_committed_total Transitions committed; over ferry_commit_seconds_count, how many share a commit.\n# TYPE ferry_transitions_committed_total counter\nferry_transitions_committed_total {committed}"
+    );
     m.commit.render(
         &mut out,
         "ferry_commit_seconds",

@@ -9,13 +9,15 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::core::{TaskRecord, TaskState};
+use crate::durability::{Durability, GROUP_SYNC_INTERVAL};
 
 /// What the service remembers about a registered function besides its bytes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,11 +50,12 @@ pub trait Store: Send + Sync + 'static {
         Ok(0)
     }
     fn functions(&self) -> anyhow::Result<Vec<FunctionRecord>>;
-    /// Writes (inserts or replaces) tasks and memo entries atomically and
-    /// durably.
-    fn commit(&self, tasks: &[TaskRecord], memo: &[(String, Vec<u8>)]) -> anyhow::Result<()>;
+    /// Writes (inserts or replaces) tasks and memo entries atomically, in
+    /// order (a later version of a task replaces an earlier one), and as
+    /// durably as the store's [`Durability`] says.
+    fn commit(&self, tasks: &[&TaskRecord], memo: &[(String, Vec<u8>)]) -> anyhow::Result<()>;
     fn put_tasks(&self, tasks: &[TaskRecord]) -> anyhow::Result<()> {
-        self.commit(tasks, &[])
+        self.commit(&tasks.iter().collect::<Vec<_>>(), &[])
     }
     fn task(&self, id: &str) -> anyhow::Result<Option<TaskRecord>>;
     /// The tasks not finished, for rebuilding the queues at start.
@@ -135,11 +138,28 @@ fn decode(bytes: &[u8]) -> anyhow::Result<TaskRecord> {
 
 /// The embedded default: one redb file in the data directory.
 pub struct RedbStore {
-    db: Database,
+    db: Arc<Database>,
+    /// Under `group` durability, the thread that syncs task commits.
+    syncer: Option<Syncer>,
 }
 
 impl RedbStore {
+    /// Opens the store with `strict` durability: every commit is synced.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        Self::open_with(dir, Durability::Strict)
+    }
+
+    /// Opens the store; with `group` durability, task commits return before
+    /// they are synced, and a thread syncs them every
+    /// [`GROUP_SYNC_INTERVAL`]. Other records (functions, users, tokens,
+    /// grants) are synced before each returns in every mode.
+    pub fn open_with(dir: &Path, durability: Durability) -> anyhow::Result<Self> {
+        let db = Arc::new(Self::open_db(dir)?);
+        let syncer = (durability == Durability::Group).then(|| Syncer::start(db.clone()));
+        Ok(RedbStore { db, syncer })
+    }
+
+    fn open_db(dir: &Path) -> anyhow::Result<Database> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating data dir {}", dir.display()))?;
         let path = dir.join("ferry.redb");
@@ -184,7 +204,7 @@ impl RedbStore {
             txn.open_table(META)?.insert("schema", SCHEMA)?;
         }
         txn.commit()?;
-        Ok(RedbStore { db })
+        Ok(db)
     }
 
     fn get<T: for<'de> Deserialize<'de>>(
@@ -259,18 +279,24 @@ impl Store for RedbStore {
         Ok(out)
     }
 
-    fn commit(&self, tasks: &[TaskRecord], memo: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
+    fn commit(&self, tasks: &[&TaskRecord], memo: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
         if tasks.is_empty() && memo.is_empty() {
             return Ok(());
         }
-        let txn = self.db.begin_write()?;
+        let mut txn = self.db.begin_write()?;
+        if let Some(syncer) = &self.syncer {
+            txn.set_durability(redb::Durability::None)?;
+            syncer.dirty.store(true, Ordering::Release);
+        }
         {
             let mut t = txn.open_table(TASKS)?;
             let mut live = txn.open_table(LIVE)?;
             let mut finished = txn.open_table(FINISHED)?;
             let mut counted: HashMap<i32, u64> = HashMap::new();
-            for task in tasks {
-                let v = rmp_serde::to_vec(task)?;
+            let mut v = Vec::new();
+            for &task in tasks {
+                v.clear();
+                rmp_serde::encode::write(&mut v, task)?;
                 let existed = t.insert(task.id.as_str(), v.as_slice())?.is_some();
                 let was_live = live.remove(task.id.as_str())?.is_some();
                 match task.finished_at_ms() {
@@ -557,6 +583,64 @@ impl Store for RedbStore {
     }
 }
 
+/// Syncs the commits `group` durability left unsynced, on an interval.
+struct Syncer {
+    dirty: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Syncer {
+    fn start(db: Arc<Database>) -> Syncer {
+        let dirty = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (d, s) = (dirty.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("ferry-store-sync".into())
+            .spawn(move || {
+                loop {
+                    std::thread::park_timeout(GROUP_SYNC_INTERVAL);
+                    let stopping = s.load(Ordering::Acquire);
+                    if d.swap(false, Ordering::AcqRel)
+                        && let Err(e) = sync(&db)
+                    {
+                        tracing::error!("syncing the store: {e:#}");
+                        d.store(true, Ordering::Release);
+                    }
+                    if stopping {
+                        break;
+                    }
+                }
+            })
+            .expect("spawning the store's sync thread");
+        Syncer {
+            dirty,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+/// One synced commit: it makes every unsynced commit before it durable.
+fn sync(db: &Database) -> anyhow::Result<()> {
+    let txn = db.begin_write()?;
+    txn.open_table(META)?
+        .insert("synced_at_ms", ferry_proto::now_ms().max(0) as u64)?;
+    txn.commit()?;
+    Ok(())
+}
+
+impl Drop for Syncer {
+    /// Syncs what is left before the store closes.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
 /// The same contract in memory: nothing survives the process. The broker's
 /// unit tests run on it; `fail_commits` makes commits fail on demand.
 #[derive(Default)]
@@ -564,6 +648,18 @@ pub struct MemoryStore {
     inner: Mutex<Memory>,
     /// Every commit fails while set.
     pub fail_commits: std::sync::atomic::AtomicBool,
+    /// While held, a commit waits (as on a slow disk), so that a test can
+    /// see what gathers behind it.
+    #[cfg(test)]
+    gate: (Mutex<Gate>, std::sync::Condvar),
+}
+
+#[cfg(test)]
+#[derive(Default)]
+struct Gate {
+    held: bool,
+    /// Commits waiting at the gate.
+    waiting: u32,
 }
 
 #[derive(Default)]
@@ -588,6 +684,27 @@ impl MemoryStore {
     pub fn commits(&self) -> u64 {
         self.lock().commits
     }
+
+    /// Makes commits wait at a gate until [`MemoryStore::release_commits`].
+    #[cfg(test)]
+    pub(crate) fn hold_commits(&self) {
+        self.gate.0.lock().unwrap().held = true;
+    }
+
+    #[cfg(test)]
+    pub(crate) fn release_commits(&self) {
+        self.gate.0.lock().unwrap().held = false;
+        self.gate.1.notify_all();
+    }
+
+    /// Blocks until `n` commits wait at the gate.
+    #[cfg(test)]
+    pub(crate) fn until_waiting(&self, n: u32) {
+        let mut g = self.gate.0.lock().unwrap();
+        while g.waiting < n {
+            g = self.gate.1.wait(g).unwrap();
+        }
+    }
 }
 
 impl Store for MemoryStore {
@@ -603,13 +720,23 @@ impl Store for MemoryStore {
     fn functions(&self) -> anyhow::Result<Vec<FunctionRecord>> {
         Ok(self.lock().functions.values().cloned().collect())
     }
-    fn commit(&self, tasks: &[TaskRecord], memo: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
+    fn commit(&self, tasks: &[&TaskRecord], memo: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
+        #[cfg(test)]
+        {
+            let mut g = self.gate.0.lock().unwrap();
+            g.waiting += 1;
+            self.gate.1.notify_all();
+            while g.held {
+                g = self.gate.1.wait(g).unwrap();
+            }
+            g.waiting -= 1;
+        }
         if self.fail_commits.load(std::sync::atomic::Ordering::Relaxed) {
             anyhow::bail!("the test store refuses commits");
         }
         let mut m = self.lock();
         m.commits += 1;
-        for t in tasks {
+        for &t in tasks {
             if let Some(at) = t.finished_at_ms() {
                 m.finished.insert((at, t.id.clone()));
             }
@@ -771,6 +898,22 @@ mod tests {
     }
 
     #[test]
+    fn group_durability_keeps_what_it_acknowledged_once_closed_or_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = RedbStore::open_with(dir.path(), Durability::Group).unwrap();
+            s.put_tasks(&[task("a", TaskState::WaitingForEndpoint, 1)])
+                .unwrap();
+            s.commit(&[&task("a", TaskState::Succeeded, 2)], &[])
+                .unwrap();
+            assert_eq!(s.task("a").unwrap().unwrap().state, TaskState::Succeeded);
+        }
+        let s = RedbStore::open(dir.path()).unwrap();
+        assert_eq!(s.task("a").unwrap().unwrap().state, TaskState::Succeeded);
+        assert_eq!(s.finished_counts().unwrap()[&TaskState::Succeeded], 1);
+    }
+
+    #[test]
     fn everything_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         {
@@ -781,7 +924,7 @@ mod tests {
             ])
             .unwrap();
             s.commit(
-                &[task("a", TaskState::Failed, 3)],
+                &[&task("a", TaskState::Failed, 3)],
                 &[("k".into(), b"r".to_vec())],
             )
             .unwrap();

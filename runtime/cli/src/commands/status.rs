@@ -9,6 +9,13 @@ pub fn status(service: &ServiceArg) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let client = service.connect().await?;
         let s = client.status().await?;
+        if !s.durability.is_empty() {
+            match s.durability_loses.as_str() {
+                "" => println!("durability: {}", s.durability),
+                loses => println!("durability: {}: {loses}", s.durability),
+            }
+            println!();
+        }
         println!(
             "{:<16} {:<8} {:>8} {:>9} {:>8} {:>8}  {:<14} {:<16} GPU",
             "ENDPOINT",

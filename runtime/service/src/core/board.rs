@@ -99,14 +99,28 @@ pub(crate) struct EndpointFacts {
 /// How far into a queue dispatch looks for a task a session can serve.
 const SCAN: usize = 4096;
 
+/// A task waiting in a queue, with the transition that queued it: no task
+/// goes out before that transition is committed.
+pub(crate) struct Queued {
+    id: String,
+    seq: u64,
+}
+
 #[derive(Default)]
 pub(crate) struct Board {
     /// Unfinished tasks, by id.
     pub(crate) tasks: HashMap<String, TaskRecord>,
-    pub(crate) queues: HashMap<String, VecDeque<String>>,
+    /// Tasks that finished in a transition whose commit is under way: off
+    /// the board, not yet in the store.
+    pub(crate) finishing: HashMap<String, Arc<TaskRecord>>,
+    /// The number the transition being applied gets if it changes anything.
+    pub(crate) applying: u64,
+    /// Transitions up to this number are committed.
+    pub(crate) durable: u64,
+    pub(crate) queues: HashMap<String, VecDeque<Queued>>,
     /// Per endpoint name, tasks lost before, each to run alone on a session
     /// with nothing else in flight.
-    pub(crate) suspects: HashMap<String, VecDeque<String>>,
+    pub(crate) suspects: HashMap<String, VecDeque<Queued>>,
     /// Tasks queued per endpoint name (the queues may hold stale ids of
     /// tasks cancelled while queued; this does not).
     pub(crate) queued: HashMap<String, usize>,
@@ -183,10 +197,14 @@ impl Board {
             &mut self.queues
         };
         let q = queues.entry(endpoint.to_owned()).or_default();
+        let entry = Queued {
+            id: task_id.to_owned(),
+            seq: self.applying,
+        };
         if front {
-            q.push_front(task_id.to_owned());
+            q.push_front(entry);
         } else {
-            q.push_back(task_id.to_owned());
+            q.push_back(entry);
         }
         *self.queued.entry(endpoint.to_owned()).or_default() += 1;
     }
@@ -210,6 +228,17 @@ impl Board {
 
     pub(crate) fn queued(&self, endpoint: &str) -> usize {
         self.queued.get(endpoint).copied().unwrap_or(0)
+    }
+
+    /// A finished task's end is committed: it is the store's now.
+    pub(crate) fn committed_finish(&mut self, task: &Arc<TaskRecord>) {
+        if self
+            .finishing
+            .get(&task.id)
+            .is_some_and(|t| Arc::ptr_eq(t, task))
+        {
+            self.finishing.remove(&task.id);
+        }
     }
 
     /// Tells every watcher of `task` about its committed state; forgets the
@@ -279,17 +308,21 @@ impl Board {
                 };
                 // The first waiting task this session can serve; one whose
                 // task ended (cancelled) while queued is stale and dropped,
-                // and one that needs what this session lacks stays for
-                // another.
+                // and one that needs what this session lacks, or whose
+                // queuing is not committed yet, stays.
                 let mut i = 0;
                 let task_id = loop {
                     if i >= queue.len().min(SCAN) {
                         break None;
                     }
-                    match self.tasks.get(&queue[i]) {
+                    if queue[i].seq > self.durable {
+                        i += 1;
+                        continue;
+                    }
+                    match self.tasks.get(&queue[i].id) {
                         Some(t) if t.state == TaskState::WaitingForEndpoint => {
                             if s.serves(&t.requires, &t.function_id) {
-                                break queue.remove(i);
+                                break queue.remove(i).map(|q| q.id);
                             }
                             i += 1;
                         }

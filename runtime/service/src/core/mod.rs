@@ -1,19 +1,21 @@
 //! The broker core: the one owner of every task transition.
 //!
 //! Each transition (admit, dispatch, an outcome, a cancel, a lease that
-//! expires, a session that is lost) runs under one lock held across its
-//! commit: it changes the board in memory, stores every record it changed in
-//! one transaction, and only then tells watchers and endpoints. No two
-//! transitions of a task interleave, and nobody sees a state the store does
-//! not hold. A commit that fails leaves memory ahead of the store, so the
-//! broker then refuses further transitions (fails closed) until the service
-//! restarts from its durable state.
+//! expires, a session that is lost) runs under the board lock: it changes
+//! the board in memory and leaves every record it changed for the next
+//! commit, which it shares with the transitions around it (group commit,
+//! see `commit`). Only after that commit are watchers told, endpoints given
+//! work and the caller answered, so nobody outside sees a state the store
+//! does not hold. A commit that fails leaves memory ahead of the store, so
+//! the broker then refuses further transitions (fails closed) until the
+//! service restarts from its durable state.
 //!
 //! Nothing here knows the transport: the gRPC services are adapters that
 //! translate to and from these calls.
 
 mod access;
 mod board;
+mod commit;
 mod dataflow;
 mod error;
 mod outcomes;
@@ -29,7 +31,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 pub use access::Principal;
 pub use board::{Assignment, Hello, TaskEvent, ToEndpoint};
@@ -112,6 +113,7 @@ pub struct Broker {
     store: Arc<dyn Store>,
     catalog: Arc<dyn Catalog>,
     board: Mutex<Board>,
+    pipeline: commit::Pipeline,
     broken: AtomicBool,
     metrics: crate::metrics::Metrics,
 }
@@ -142,10 +144,14 @@ impl Broker {
             }
             board.hold(task);
         }
+        // What the store held is durable: the first transition is number 2.
+        board.durable = 1;
+        board.applying = 2;
         let broker = Broker {
             rules,
             store,
             catalog,
+            pipeline: commit::Pipeline::default(),
             board: Mutex::new(board),
             broken: AtomicBool::new(false),
             metrics: crate::metrics::Metrics::default(),
@@ -179,8 +185,9 @@ impl Broker {
     }
 
     /// Runs one transition: `f` changes the board through a [`Txn`], the
-    /// records it changed are committed in one transaction, and only then
-    /// are watchers told and endpoints given work.
+    /// records it changed are committed (sharing the commit with the
+    /// transitions around it), and only then are watchers told, endpoints
+    /// given work and the caller answered.
     pub(crate) fn transition<R>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<R>) -> Result<R> {
         let started = std::time::Instant::now();
         let mut board = self.board();
@@ -215,35 +222,34 @@ impl Broker {
             // Refused before anything changed.
             return Err(e.clone());
         }
-        if !changed.is_empty() || !memo.is_empty() {
-            let commit = std::time::Instant::now();
-            if let Err(e) = self.store.commit(&changed, &memo) {
-                self.broken.store(true, Ordering::Relaxed);
-                tracing::error!("a commit failed; the broker stops taking transitions: {e:#}");
-                return Err(Error::internal(e));
+        let stuck = if changed.is_empty() && memo.is_empty() {
+            // Nothing to store (credits, say): work goes out at once.
+            let mut stuck = drop_sessions;
+            stuck.extend(self.dispatch(&mut board, wake));
+            drop(board);
+            stuck
+        } else {
+            let changed: Vec<Arc<TaskRecord>> = changed.into_iter().map(Arc::new).collect();
+            for rec in changed.iter().filter(|r| r.state.is_terminal()) {
+                board.finishing.insert(rec.id.clone(), rec.clone());
             }
-            self.metrics.commit.observe(commit.elapsed());
-        }
+            let seq = board.applying;
+            board.applying += 1;
+            self.pipeline.push(commit::Batch {
+                seq,
+                changed,
+                memo,
+                wake,
+                drop_sessions,
+            });
+            drop(board);
+            self.commit_through(seq)?
+        };
         if out.is_err() {
             // A failure after changes (a store read in the middle): the
             // changes so far are committed and consistent; report it.
             tracing::warn!("a transition failed after committing its changes so far");
         }
-        for rec in changed {
-            tracing::debug!(task = %rec.id, state = rec.state.label(), "committed");
-            board.notify(&Arc::new(rec));
-        }
-        let now = Instant::now();
-        let mut stuck = drop_sessions;
-        for endpoint in wake {
-            stuck.extend(board.dispatch(
-                &endpoint,
-                self.rules.lease_timeout,
-                now,
-                &self.metrics.dispatch_wait,
-            ));
-        }
-        drop(board);
         self.metrics.transition.observe(started.elapsed());
         for sid in stuck {
             tracing::warn!(
@@ -329,9 +335,7 @@ impl Broker {
         self.transition(|txn| {
             let Some(mut rec) = txn.board.tasks.get(id).cloned() else {
                 let rec = txn
-                    .store
-                    .task(id)
-                    .map_err(Error::internal)?
+                    .record(id)?
                     .ok_or_else(|| Error::not_found(format!("unknown task `{id}`")))?;
                 who.check(&rec)?;
                 return Ok(rec);
@@ -389,7 +393,13 @@ impl Broker {
     pub fn watch(&self, wid: u64, who: &Principal, id: &str) -> Result<Watched> {
         {
             let mut b = self.board();
-            if let Some(t) = b.tasks.get(id) {
+            // A task whose end is still being committed is followed too:
+            // its watchers hear of it once the commit is done.
+            if let Some(t) = b
+                .tasks
+                .get(id)
+                .or_else(|| b.finishing.get(id).map(|t| &**t))
+            {
                 who.check(t)?;
                 b.watchers.entry(id.to_owned()).or_default().push(wid);
                 return Ok(Watched::Following);
@@ -479,6 +489,9 @@ impl Txn<'_> {
         }
         if let Some(t) = self.board.tasks.get(id) {
             return Ok(Some(t.clone()));
+        }
+        if let Some(t) = self.board.finishing.get(id) {
+            return Ok(Some((**t).clone()));
         }
         self.store.task(id).map_err(Error::internal)
     }

@@ -607,3 +607,98 @@ fn only_its_submitter_or_an_admin_sees_or_cancels_a_task() {
     assert!(f.broker.task_for(&ada, "old").is_err());
     assert!(f.broker.task_for(&admin(), "old").is_ok());
 }
+
+/// Transitions that arrive while a commit is on the disk share the next
+/// commit, and none of their tasks goes out, or is answered, before it.
+#[test]
+fn transitions_behind_a_slow_commit_share_the_next_one_and_wait_for_it() {
+    let f = Arc::new(fixture(rules()));
+    let (sid, mut rx) = f.broker.open_session(hello()).unwrap();
+    f.broker.add_credits(sid, 100).unwrap();
+    let before = f.store.commits();
+    f.store.hold_commits();
+    let admit = |id: String| {
+        let f = f.clone();
+        std::thread::spawn(move || f.broker.admit(vec![task(&id)]))
+    };
+    let first = admit("a".into());
+    // The first leads: it is at the disk.
+    f.store.until_waiting(1);
+    let rest: Vec<_> = (0..10).map(|i| admit(format!("b{i}"))).collect();
+    // Each of the ten has changed the board and waits behind the first.
+    while f.broker.unfinished() < 11 {
+        std::thread::yield_now();
+    }
+    assert!(
+        assigned(&mut rx).is_empty(),
+        "nothing goes out before its commit"
+    );
+    assert!(!first.is_finished() && rest.iter().all(|t| !t.is_finished()));
+    assert_eq!(f.store.task("b0").unwrap(), None);
+    f.store.release_commits();
+    first.join().unwrap().unwrap();
+    for t in rest {
+        t.join().unwrap().unwrap();
+    }
+    assert_eq!(
+        f.store.commits() - before,
+        2,
+        "the ten behind the first share one commit"
+    );
+    let got: Vec<String> = assigned(&mut rx).into_iter().map(|a| a.task_id).collect();
+    assert_eq!(got.len(), 11, "{got:?}");
+    assert_eq!(got[0], "a");
+    for i in 0..10 {
+        assert_eq!(
+            stored(&f, &format!("b{i}")).state,
+            TaskState::WaitingForEndpoint
+        );
+    }
+    assert_eq!(
+        f.broker.metrics().committed.load(Ordering::Relaxed),
+        11,
+        "eleven transitions committed, in two commits"
+    );
+}
+
+/// A task whose end is still being committed is not lost to a consumer
+/// submitted meanwhile: the consumer sees the producer's result.
+#[test]
+fn a_consumer_submitted_while_its_producer_commits_sees_the_result() {
+    let f = Arc::new(fixture(rules()));
+    f.broker.admit(vec![task("p")]).unwrap();
+    let (sid, mut rx) = f.broker.open_session(hello()).unwrap();
+    f.broker.add_credits(sid, 1).unwrap();
+    let p = assigned(&mut rx).pop().unwrap();
+    f.store.hold_commits();
+    let finish = {
+        let f = f.clone();
+        std::thread::spawn(move || f.broker.record_outcomes(sid, vec![success(&p, 7)]))
+    };
+    f.store.until_waiting(1);
+    let consume = {
+        let f = f.clone();
+        std::thread::spawn(move || {
+            let mut c = task("c");
+            c.state = TaskState::WaitingForDependencies;
+            c.history = vec![(TaskState::WaitingForDependencies, 1)];
+            c.deps = vec!["p".into()];
+            c.pending_args = Some(r#"[{"$task":"p"}]"#.into());
+            f.broker.admit(vec![c])
+        })
+    };
+    while f.broker.unfinished() < 1 {
+        std::thread::yield_now();
+    }
+    f.store.release_commits();
+    finish.join().unwrap().unwrap();
+    consume.join().unwrap().unwrap();
+    f.broker.add_credits(sid, 1).unwrap();
+    let c = assigned(&mut rx).pop().expect("the consumer runs");
+    assert_eq!(c.task_id, "c");
+    assert_eq!(
+        c.args,
+        rmp_serde::to_vec(&[7u64]).unwrap(),
+        "fed the producer's result"
+    );
+}

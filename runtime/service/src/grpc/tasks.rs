@@ -310,6 +310,12 @@ impl tasks_server::Tasks for Service {
             })
             .collect();
         tasks.sort_by_key(|c| c.state);
-        Ok(Response::new(pb::StatusResponse { endpoints, tasks }))
+        let durability = self.inner.config.durability;
+        Ok(Response::new(pb::StatusResponse {
+            endpoints,
+            tasks,
+            durability: durability.name().into(),
+            durability_loses: durability.loses().unwrap_or_default(),
+        }))
     }
 }
