@@ -46,8 +46,12 @@ pub enum BenchCommand {
         runs: u32,
         /// Measure with authentication off, with tokens, and with tokens
         /// over TLS, in this one run, and report what each costs.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "durability")]
         security: bool,
+        /// Measure with `strict`, `group` and `none` durability in this one
+        /// run.
+        #[arg(long)]
+        durability: bool,
     },
     /// One no-op task submitted and awaited, repeated; p50 and p99.
     Rtt {
@@ -57,8 +61,12 @@ pub enum BenchCommand {
         iterations: u32,
         /// Measure with authentication off, with tokens, and with tokens
         /// over TLS, in this one run, and report what each costs.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "durability")]
         security: bool,
+        /// Measure with `strict`, `group` and `none` durability in this one
+        /// run.
+        #[arg(long)]
+        durability: bool,
     },
     /// The seed's k-means: Wasm CPU against the same Rust compiled natively,
     /// and the GPU path against both, on this machine's best adapter.
@@ -146,53 +154,44 @@ pub enum BenchCommand {
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
+    let axis = |security: bool| {
+        if security {
+            security::Axis::Security
+        } else {
+            security::Axis::Durability
+        }
+    };
     if let BenchCommand::Noop {
         component,
         tasks,
         runs,
-        security: true,
+        security,
+        durability,
     } = cmd
     {
-        return security::compare(
-            component,
-            security::Measure::Noop {
-                tasks: tasks.max(1),
-                runs: runs.max(1),
-            },
-        );
-    }
-    if let BenchCommand::Rtt {
-        component,
-        iterations,
-        security: true,
-    } = cmd
-    {
-        return security::compare(
-            component,
-            security::Measure::Rtt {
-                iterations: iterations.max(10),
-            },
-        );
-    }
-    if let BenchCommand::Noop {
-        component,
-        tasks,
-        runs,
-        ..
-    } = cmd
-    {
+        let (tasks, runs) = (tasks.max(1), runs.max(1));
+        if security || durability {
+            let measure = security::Measure::Noop { tasks, runs };
+            return security::compare(component, measure, axis(security));
+        }
         return fabric_bench("noop", component, |c, f| {
-            Box::pin(noop_throughput(c, f, tasks.max(1), runs.max(1)))
+            Box::pin(noop_throughput(c, f, tasks, runs))
         });
     }
     if let BenchCommand::Rtt {
         component,
         iterations,
-        ..
+        security,
+        durability,
     } = cmd
     {
+        let iterations = iterations.max(10);
+        if security || durability {
+            let measure = security::Measure::Rtt { iterations };
+            return security::compare(component, measure, axis(security));
+        }
         return fabric_bench("noop", component, move |c, f| {
-            Box::pin(rtt(c, f, iterations.max(10)))
+            Box::pin(rtt(c, f, iterations))
         });
     }
     if let BenchCommand::Blob {

@@ -1,13 +1,15 @@
-//! `ferry bench noop|rtt --security`: what tokens and TLS cost. The same
-//! build runs the same measure three times in one process: with
-//! authentication off, with tokens (the default), and with tokens over TLS
-//! with a self-signed certificate; the table gives each against the first.
+//! `ferry bench noop|rtt --security` and `--durability`: what tokens and
+//! TLS cost, and what each durability mode buys. The same build runs the
+//! same measure in each setup in one process (authentication off, tokens,
+//! tokens over TLS with a self-signed certificate; or tokens with `strict`,
+//! `group` and `none` durability), and the table gives each against the
+//! first.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use ferry_service::{ServerTls, ServiceConfig};
+use ferry_service::{Durability, ServerTls, ServiceConfig};
 
 /// What is measured in each setup.
 #[derive(Clone, Copy)]
@@ -16,25 +18,54 @@ pub(crate) enum Measure {
     Rtt { iterations: u32 },
 }
 
+/// What the setups compared vary.
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Axis {
+    Security,
+    Durability,
+}
+
+impl Axis {
+    fn setups(self) -> Vec<Setup> {
+        match self {
+            Axis::Security => vec![Setup::Open, Setup::Tokens, Setup::TokensTls],
+            Axis::Durability => Durability::ALL.into_iter().map(Setup::Durable).collect(),
+        }
+    }
+
+    fn flag(self) -> &'static str {
+        match self {
+            Axis::Security => "--security",
+            Axis::Durability => "--durability",
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Setup {
     Open,
     Tokens,
     TokensTls,
+    /// Tokens over plaintext, with this durability.
+    Durable(Durability),
 }
 
 impl Setup {
-    fn label(self) -> &'static str {
+    fn label(self) -> String {
         match self {
-            Setup::Open => "auth off, plaintext",
-            Setup::Tokens => "tokens, plaintext",
-            Setup::TokensTls => "tokens, TLS",
+            Setup::Open => "auth off, plaintext".into(),
+            Setup::Tokens => "tokens, plaintext".into(),
+            Setup::TokensTls => "tokens, TLS".into(),
+            Setup::Durable(d) => format!("durability {d}"),
         }
     }
 
     fn config(self, dir: &std::path::Path) -> anyhow::Result<ServiceConfig> {
         let mut config = ServiceConfig::new(dir);
         config.auth = self != Setup::Open;
+        if let Setup::Durable(d) = self {
+            config.durability = d;
+        }
         if self == Setup::TokensTls {
             let made = rcgen::generate_simple_self_signed(vec![
                 "localhost".to_owned(),
@@ -57,7 +88,11 @@ enum Figures {
     Latency(std::time::Duration, std::time::Duration),
 }
 
-pub(crate) fn compare(component: Option<PathBuf>, measure: Measure) -> anyhow::Result<ExitCode> {
+pub(crate) fn compare(
+    component: Option<PathBuf>,
+    measure: Measure,
+    axis: Axis,
+) -> anyhow::Result<ExitCode> {
     let path = ferry_local::component("noop", component)?;
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -65,10 +100,7 @@ pub(crate) fn compare(component: Option<PathBuf>, measure: Measure) -> anyhow::R
         .build()
         .context("starting the async runtime")?;
     let mut rows = Vec::new();
-    for (i, setup) in [Setup::Open, Setup::Tokens, Setup::TokensTls]
-        .into_iter()
-        .enumerate()
-    {
+    for (i, setup) in axis.setups().into_iter().enumerate() {
         let dir =
             std::env::temp_dir().join(format!("ferry-bench-security-{}-{i}", std::process::id()));
         let figures = runtime.block_on(async {
@@ -99,20 +131,21 @@ pub(crate) fn compare(component: Option<PathBuf>, measure: Measure) -> anyhow::R
         let _ = std::fs::remove_dir_all(&dir);
         rows.push((setup, figures?));
     }
-    print(measure, &rows);
+    print(measure, axis, &rows);
     Ok(ExitCode::SUCCESS)
 }
 
-fn print(measure: Measure, rows: &[(Setup, Figures)]) {
+fn print(measure: Measure, axis: Axis, rows: &[(Setup, Figures)]) {
+    let first = rows[0].0.label();
     match measure {
         Measure::Noop { tasks, runs } => {
-            println!("## ferry bench noop --security");
+            println!("## ferry bench noop {}", axis.flag());
             println!();
             println!(
                 "{runs} runs of {tasks} no-op tasks in each setup, one process on loopback; medians"
             );
             println!();
-            println!("| setup | tasks/s | against auth off |");
+            println!("| setup | tasks/s | against {first} |");
             println!("|---|---|---|");
             let base = match rows[0].1 {
                 Figures::Rate(r) => r,
@@ -125,7 +158,7 @@ fn print(measure: Measure, rows: &[(Setup, Figures)]) {
             }
         }
         Measure::Rtt { iterations } => {
-            println!("## ferry bench rtt --security");
+            println!("## ferry bench rtt {}", axis.flag());
             println!();
             println!("{iterations} no-op round trips in each setup, one process on loopback");
             if let Ok(floor) = crate::fsync_floor(&std::env::temp_dir(), 200) {
@@ -135,7 +168,7 @@ fn print(measure: Measure, rows: &[(Setup, Figures)]) {
                 );
             }
             println!();
-            println!("| setup | p50 | p99 | p50 against auth off |");
+            println!("| setup | p50 | p99 | p50 against {first} |");
             println!("|---|---|---|---|");
             let base = match rows[0].1 {
                 Figures::Latency(p50, _) => p50,
