@@ -40,8 +40,8 @@ pub struct StartArgs {
     pub name: Option<String>,
     #[arg(long)]
     pub concurrency: Option<u32>,
-    /// Tasks held ready beyond those running (default: as many as
-    /// `concurrency`).
+    /// Tasks held ready beyond those running (default: adapts to 5 ms of
+    /// work at the pace tasks run, from `concurrency` up to 1,024).
     #[arg(long)]
     pub prefetch: Option<u32>,
     /// Compiled components and fetched blobs.

@@ -25,9 +25,10 @@ pub struct EndpointConfig {
     pub tls: ferry_proto::tls::ClientTls,
     /// Tasks run at once (default: the number of cores).
     pub concurrency: u32,
-    /// Tasks held ready beyond those running (default: `concurrency`): the
-    /// credits advertised are `concurrency + prefetch`, so that the next task
-    /// is here when a slot frees.
+    /// Tasks held ready beyond those running: the credits advertised are
+    /// `concurrency + prefetch`, so that the next task is here when a slot
+    /// frees. Unset, it adapts: enough for 5 ms of work at the pace tasks
+    /// run here, at least `concurrency` and at most 1,024.
     pub prefetch: Option<u32>,
     /// Limits for tasks whose submission sets none.
     pub limits: Limits,

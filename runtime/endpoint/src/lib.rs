@@ -18,6 +18,7 @@ mod grants;
 #[cfg(feature = "cli")]
 mod logging;
 mod session;
+mod window;
 
 #[cfg(feature = "cli")]
 pub use args::StartArgs;

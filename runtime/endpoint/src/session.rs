@@ -20,6 +20,11 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::Agent;
+use crate::window::Window;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 type Running = Arc<Mutex<HashMap<String, JoinHandle<()>>>>;
 
@@ -42,8 +47,11 @@ impl Agent {
             offers: self.grants.offers().iter().map(Into::into).collect(),
         })))
         .await?;
-        let credits =
-            self.config.concurrency + self.config.prefetch.unwrap_or(self.config.concurrency);
+        let window = Arc::new(Mutex::new(Window::new(
+            self.config.concurrency,
+            self.config.prefetch,
+        )));
+        let credits = lock(&window).open();
         out.send(send(endpoint_message::Kind::Credits(credits)))
             .await?;
         let mut incoming = client
@@ -52,25 +60,32 @@ impl Agent {
             .into_inner();
 
         let running: Running = Arc::default();
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<TaskOutcome>();
-        // Results go up in batches: whatever finished while the last batch was sent.
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(TaskOutcome, Duration)>();
+        // Results go up in batches: whatever finished while the last batch
+        // was sent; the credits with them keep the window full.
         let results_out = out.clone();
+        let batch_window = window.clone();
         let batcher = tokio::spawn(async move {
             while let Some(first) = done_rx.recv().await {
-                let mut outcomes = vec![first];
+                let mut ran = first.1;
+                let mut outcomes = vec![first.0];
                 while outcomes.len() < 1024 {
                     match done_rx.try_recv() {
-                        Ok(o) => outcomes.push(o),
+                        Ok((o, took)) => {
+                            outcomes.push(o);
+                            ran += took;
+                        }
                         Err(_) => break,
                     }
                 }
-                let n = outcomes.len() as u32;
+                let credits = lock(&batch_window).ended(outcomes.len() as u32, ran);
                 let results = send(endpoint_message::Kind::Results(ResultBatch { outcomes }));
                 if results_out.send(results).await.is_err()
-                    || results_out
-                        .send(send(endpoint_message::Kind::Credits(n)))
-                        .await
-                        .is_err()
+                    || (credits > 0
+                        && results_out
+                            .send(send(endpoint_message::Kind::Credits(credits)))
+                            .await
+                            .is_err())
                 {
                     break;
                 }
@@ -133,6 +148,7 @@ impl Agent {
                                 return;
                             };
                             let (task_id, lease) = (a.task_id.clone(), a.lease);
+                            let began = std::time::Instant::now();
                             // A panic in the runner is the task's failure, never a
                             // silent loss of its slot.
                             let outcome = match AssertUnwindSafe(agent.run_task(a))
@@ -160,7 +176,7 @@ impl Agent {
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
                                 .remove(&outcome.task_id);
-                            let _ = done.send(outcome);
+                            let _ = done.send((outcome, began.elapsed()));
                         });
                         held.insert(id, handle);
                     }
@@ -177,8 +193,11 @@ impl Agent {
                             freed += 1;
                         }
                     }
-                    if freed > 0 {
-                        let _ = out.send(send(endpoint_message::Kind::Credits(freed))).await;
+                    let credits = lock(&window).freed(freed);
+                    if credits > 0 {
+                        let _ = out
+                            .send(send(endpoint_message::Kind::Credits(credits)))
+                            .await;
                     }
                 }
                 Some(service_message::Kind::Heartbeat(_)) | None => {}
