@@ -375,3 +375,53 @@ fn opening_the_gpu_without_xdg_runtime_dir_prints_no_error() {
     assert!(out.status.success(), "{err}");
     assert!(!err.contains("XDG_RUNTIME_DIR"), "{err}");
 }
+
+/// A 48 MiB `list<u8>` result under a 64 MiB output limit is written whole
+/// by `ferry run --out`; 80 MiB fails as over the output limit.
+#[test]
+fn run_returns_a_48_mib_byte_result_and_refuses_80_mib() {
+    let types = path("types");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bytes");
+    let n = 48u32 << 20;
+    let o = ferry(&[
+        "run",
+        &types,
+        "fill",
+        &n.to_string(),
+        "7",
+        "--output",
+        "64MiB",
+        "--memory",
+        "256MiB",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(&file).unwrap();
+    assert_eq!(bytes.len(), n as usize);
+    assert!(
+        bytes
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == ((i as u32).wrapping_mul(31) as u8) ^ 7)
+    );
+    let o = ferry(&[
+        "run",
+        &types,
+        "fill",
+        &(80u32 << 20).to_string(),
+        "7",
+        "--output",
+        "64MiB",
+        "--memory",
+        "256MiB",
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("83886080 bytes, over the output limit of 67108864 bytes"),
+        "{err}"
+    );
+    assert!(stdout(&o).is_empty());
+}

@@ -776,3 +776,58 @@ async fn kmeans_on_a_blob_of_400k_points_matches_the_points_inline() {
     let e = Result::from(r).unwrap_err();
     assert!(e.contains("unknown blob"), "{e}");
 }
+
+/// A 48 MiB `list<u8>` result under a 64 MiB output limit comes back whole
+/// through the service; an 80 MiB one fails as `output-too-large`, and the
+/// endpoint serves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_48_mib_byte_result_crosses_the_fabric_and_80_mib_is_output_too_large() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _service = serve(&dir.path().join("data"), port);
+    let _ep = endpoint(port, "local", &dir.path().join("cache"), 2);
+    let client = ready(port, "local", 1).await;
+    let types = client.register(&guest_bytes("types")).await.unwrap();
+    let options = SubmitOptions {
+        limits: Some(ferry_proto::v1::Limits {
+            timeout_ms: 120_000,
+            memory_bytes: 256 << 20,
+            output_bytes: 64 << 20,
+        }),
+        ..SubmitOptions::default()
+    };
+    let n = 48u32 << 20;
+    let bytes: Vec<u8> = client
+        .submit_with("local", &types.id, "fill", &(n, 7u8), &options)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(bytes.len(), n as usize);
+    assert!(
+        bytes
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == ((i as u32).wrapping_mul(31) as u8) ^ 7)
+    );
+    let err = client
+        .submit_with::<_, Vec<u8>>("local", &types.id, "fill", &(80u32 << 20, 7u8), &options)
+        .await
+        .unwrap()
+        .await
+        .unwrap_err();
+    match err {
+        ClientError::Task { kind, message, .. } => {
+            assert_eq!(kind, FailureKind::OutputTooLarge);
+            assert!(message.contains("83886080 bytes"), "{message}");
+        }
+        other => panic!("expected output-too-large, got {other}"),
+    }
+    let small: Vec<u8> = client
+        .submit("local", &types.id, "fill", &(3u32, 0u8))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(small, [0, 31, 62], "the endpoint serves on");
+}

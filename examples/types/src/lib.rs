@@ -35,6 +35,9 @@ impl Guest for Types {
     fn echo_bytes(b: Vec<u8>) -> Vec<u8> {
         b
     }
+    fn fill(n: u32, seed: u8) -> Vec<u8> {
+        (0..n).map(|i| (i.wrapping_mul(31) as u8) ^ seed).collect()
+    }
     fn echo_point(p: Point) -> Point {
         p
     }

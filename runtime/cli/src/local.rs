@@ -219,6 +219,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
+    // Bytes go to `--out` as they are, never through JSON (a number each).
+    if let Some(out) = &args.out
+        && let Some(bytes) = raw_bytes(outcome.result.as_ref())
+    {
+        std::fs::write(out, bytes).with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("wrote {}", out.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     let json = export.result_to_json(outcome.result.as_ref())?;
     // A `result` that came back `err` is the function saying it failed.
     if let (Some(WitType::Result { .. }), Some(err)) = (export.result_type(), json.get("err")) {
@@ -247,6 +255,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     println!("{json}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A `list<u8>` result, or the `ok` of a `result<list<u8>, _>`.
+fn raw_bytes(v: Option<&ferry_host::Value>) -> Option<&[u8]> {
+    match v? {
+        ferry_host::Value::Bytes(b) => Some(b),
+        ferry_host::Value::Result(Ok(Some(ok))) => match &**ok {
+            ferry_host::Value::Bytes(b) => Some(b),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// The guest's own output, where a local program's would go: its stdout and

@@ -26,6 +26,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Result bytes past which a batch of outcomes takes no more.
+const BATCH_BYTES: usize = 8 << 20;
+
+fn outcome_bytes(o: &TaskOutcome) -> usize {
+    match &o.outcome {
+        Some(task_outcome::Outcome::Result(b)) => b.len(),
+        _ => 0,
+    }
+}
+
 type Running = Arc<Mutex<HashMap<String, JoinHandle<()>>>>;
 
 impl Agent {
@@ -68,10 +78,14 @@ impl Agent {
         let batcher = tokio::spawn(async move {
             while let Some(first) = done_rx.recv().await {
                 let mut ran = first.1;
+                let mut bytes = outcome_bytes(&first.0);
                 let mut outcomes = vec![first.0];
-                while outcomes.len() < 1024 {
+                // Bounded in count and in bytes, so that large results do
+                // not pass the service's message limit together.
+                while outcomes.len() < 1024 && bytes < BATCH_BYTES {
                     match done_rx.try_recv() {
                         Ok((o, took)) => {
+                            bytes += outcome_bytes(&o);
                             outcomes.push(o);
                             ran += took;
                         }

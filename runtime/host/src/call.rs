@@ -23,6 +23,19 @@ impl WasiView for TaskState {
     }
 }
 
+/// wasmtime's hostcall fuel when a store sets none.
+const DEFAULT_HOSTCALL_FUEL: usize = 128 << 20;
+
+/// How wasmtime says a lift ran out of hostcall fuel (its error type is
+/// private).
+const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
+
+/// A result as lifted: bytes by the typed path, a `Val` by the dynamic one.
+enum Lifted {
+    Bytes(Vec<u8>),
+    Val(Option<Val>),
+}
+
 /// What a successful call produced.
 #[derive(Debug)]
 pub struct Outcome {
@@ -151,6 +164,20 @@ impl Host {
             }
         });
 
+        // A `list<u8>` result of a common signature is lifted as bytes;
+        // others lift a `Val` per element, charged 32 bytes of hostcall
+        // fuel each: enough fuel for any result up to the output limit.
+        let typed = crate::typed::params(export.params(), export.result_type(), args);
+        let fuel = if typed.is_some() {
+            // One copy out of guest memory, which the memory limit bounds.
+            usize::MAX
+        } else {
+            usize::try_from(limits.output)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(size_of::<Val>())
+                .max(DEFAULT_HOSTCALL_FUEL)
+        };
+        store.set_hostcall_fuel(fuel);
         let run = async {
             let instance = function.pre.instantiate_async(&mut store).await?;
             let func = instance
@@ -158,10 +185,14 @@ impl Host {
                 .ok_or_else(|| {
                     wasmtime::format_err!("export `{}` vanished from the instance", export.name())
                 })?;
+            if let Some(params) = typed {
+                let bytes = crate::typed::call(&mut store, func, params).await?;
+                return wasmtime::Result::Ok(Lifted::Bytes(bytes));
+            }
             let mut results = vec![Val::Bool(false); usize::from(export.result_type().is_some())];
             let args: Vec<Val> = args.iter().map(crate::value::to_val).collect();
             func.call_async(&mut store, &args, &mut results).await?;
-            wasmtime::Result::Ok(results.pop())
+            wasmtime::Result::Ok(Lifted::Val(results.pop()))
         };
         // The epoch callback enforces the limit inside wasm; this backstop
         // covers time spent in host calls.
@@ -175,25 +206,39 @@ impl Host {
             };
         let state = store.data_mut();
         let stderr_text = stderr.take();
+        let too_large = |size: u64| Error::OutputTooLarge {
+            size,
+            limit: limits.output,
+        };
         let result = outcome
-            .map_err(|err| classify(err, state, limits, &stderr_text))
-            .and_then(|result| {
-                if let Some(v) = &result {
-                    let size = crate::value::payload_size(v);
-                    if size > limits.output {
-                        return Err(Error::OutputTooLarge {
-                            size,
-                            limit: limits.output,
-                        });
-                    }
+            .map_err(|err| {
+                if format!("{err:#}").contains(HOSTCALL_FUEL_EXHAUSTED) {
+                    // The dynamic lift ran out of the fuel the output limit
+                    // gives it: the result is past the limit.
+                    too_large(u64::MAX)
+                } else {
+                    classify(err, state, limits, &stderr_text)
                 }
-                match result {
-                    None => Ok(None),
-                    Some(v) => crate::value::from_val(v).map(Some).ok_or_else(|| {
+            })
+            .and_then(|lifted| match lifted {
+                Lifted::Bytes(b) if b.len() as u64 > limits.output => {
+                    Err(too_large(b.len() as u64))
+                }
+                Lifted::Bytes(b) => Ok(Some(Value::Bytes(b))),
+                Lifted::Val(None) => Ok(None),
+                Lifted::Val(Some(v)) => {
+                    let size = crate::value::payload_size(&v);
+                    if size > limits.output {
+                        return Err(too_large(size));
+                    }
+                    let ty = export.result_type().ok_or_else(|| {
+                        Error::Internal("a result from a function declared without one".into())
+                    })?;
+                    crate::value::from_val(v, ty).map(Some).ok_or_else(|| {
                         Error::Internal(
                             "the function returned a kind of value ferry cannot carry".into(),
                         )
-                    }),
+                    })
                 }
             });
         let output = Output {

@@ -41,8 +41,12 @@ pub enum Error {
     OutOfFuel { fuel: u64 },
 
     /// The result is bigger than the output cap.
-    #[error("the result is {size} bytes, over the output limit of {limit} bytes")]
-    OutputTooLarge { size: u64, limit: u64 },
+    #[error("the result is {}, over the output limit of {limit} bytes", size_text(*size))]
+    OutputTooLarge {
+        /// `u64::MAX` when the lift stopped before the end.
+        size: u64,
+        limit: u64,
+    },
 
     /// A limit that cannot be honoured by this host's configuration.
     #[error("invalid limits: {0}")]
@@ -132,4 +136,13 @@ pub(crate) fn fmt_duration(d: Duration) -> String {
 fn trim_float(v: f64) -> String {
     let s = format!("{v:.3}");
     s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// A result's size as the output-limit error says it.
+fn size_text(size: u64) -> String {
+    if size == u64::MAX {
+        "larger than the host would lift".into()
+    } else {
+        format!("{size} bytes")
+    }
 }

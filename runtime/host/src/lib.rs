@@ -27,6 +27,7 @@ mod host;
 mod limits;
 mod process;
 mod stdio;
+mod typed;
 mod value;
 mod wit;
 

@@ -33,8 +33,79 @@ async fn roundtrip(export: &str, args: Vec<Value>, expected: Value) {
         .await
         .unwrap();
     let bytes = e.result_to_msgpack(out.result.as_ref()).unwrap();
-    let back: Value = rmp_serde::from_slice(&bytes).unwrap();
+    // Read back by the export's codec: a `list<u8>` is MessagePack bin,
+    // which a generic JSON value cannot hold.
+    let back = e
+        .result_to_json(e.result_from_msgpack(&bytes).unwrap().as_ref())
+        .unwrap();
     assert_eq!(back, expected, "{export} via MessagePack");
+}
+
+/// Byte `i` of `fill(n, seed)`.
+fn filled(i: usize, seed: u8) -> u8 {
+    ((i as u32).wrapping_mul(31) as u8) ^ seed
+}
+
+/// A 48 MiB `list<u8>` under a 64 MiB output limit comes back whole, as
+/// bytes (MessagePack bin); 80 MiB is refused as `output-too-large`. The
+/// dynamic path (here a record holding bytes) carries results past the 4
+/// MiB that wasmtime's default hostcall fuel allowed.
+#[tokio::test]
+async fn large_byte_results_come_back_up_to_the_output_limit() {
+    let host = host();
+    let f = load(&host, "types");
+    let e = f.export("fill").unwrap();
+    let limits = Limits {
+        output: 64 << 20,
+        memory: 256 << 20,
+        ..Limits::default()
+    };
+    let n = 48usize << 20;
+    let args = e.args_from_json(&[json!(n), json!(7)]).unwrap();
+    let out = host
+        .call(&f, e, &args, &limits, &CallOptions::default())
+        .await
+        .unwrap();
+    let Some(ferry_host::Value::Bytes(b)) = &out.result else {
+        panic!("not bytes");
+    };
+    assert_eq!(b.len(), n);
+    assert!(b.iter().enumerate().all(|(i, &x)| x == filled(i, 7)));
+    let packed = e.result_to_msgpack(out.result.as_ref()).unwrap();
+    assert_eq!(packed.len(), n + 5, "bin 32: a marker, a length, the bytes");
+
+    let args = e.args_from_json(&[json!(80usize << 20), json!(7)]).unwrap();
+    let err = host
+        .call(&f, e, &args, &limits, &CallOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::OutputTooLarge { size, limit } if size == 80 << 20 && limit == 64 << 20),
+        "{err}"
+    );
+    assert_eq!(err.kind(), "output-too-large");
+
+    // The dynamic path: 8 MiB of bytes inside a record.
+    let e = f.export("echo-everything").unwrap();
+    let blob: Vec<u8> = (0..8usize << 20).map(|i| filled(i, 3)).collect();
+    let mut everything = everything();
+    everything["blob"] = json!(blob);
+    let args = e.args_from_json(&[everything]).unwrap();
+    let out = host
+        .call(&f, e, &args, &limits, &CallOptions::default())
+        .await
+        .unwrap();
+    let back = e.result_to_json(out.result.as_ref()).unwrap();
+    assert_eq!(back["blob"], json!(blob));
+    let small = Limits {
+        output: 1 << 20,
+        ..limits
+    };
+    let err = host
+        .call(&f, e, &args, &small, &CallOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "output-too-large", "{err}");
 }
 
 #[tokio::test]
@@ -147,9 +218,8 @@ async fn compound_types() {
     roundtrip("nothing", vec![], json!(null)).await;
 }
 
-#[tokio::test]
-async fn everything_at_once() {
-    let e = json!({
+fn everything() -> Value {
+    json!({
         "flag": true, "small": -5, "byte": 200, "short": -300, "ushort": 60000,
         "int": -70000, "uint": 4000000000u64, "long": -5000000000i64, "ulong": 18000000000000000000u64,
         "single": 0.5, "double": 1e-300, "letter": "Z", "text": "ferry",
@@ -157,7 +227,12 @@ async fn everything_at_once() {
         "pair": ["two", 2], "shape": {"circle": 1.0}, "color": "blue",
         "maybe": null, "outcome": {"err": "bad"}, "perms": ["write"],
         "nested": [null, {"x": 1.0, "y": 2.0}]
-    });
+    })
+}
+
+#[tokio::test]
+async fn everything_at_once() {
+    let e = everything();
     roundtrip("echo-everything", vec![e.clone()], e).await;
 }
 
@@ -308,15 +383,10 @@ async fn bad_arguments_name_the_argument_and_the_expected_type() {
     let e = f.export("echo-bytes").unwrap();
     let bin = rmp_serde::to_vec(&(serde_bytes_like(&[1, 2, 3]),)).unwrap();
     let vals = e.args_from_msgpack(&bin).unwrap();
-    assert_eq!(
-        vals,
-        vec![ferry_host::Value::List(
-            vec![1u8, 2, 3]
-                .into_iter()
-                .map(ferry_host::Value::U8)
-                .collect()
-        )]
-    );
+    assert_eq!(vals, vec![ferry_host::Value::Bytes(vec![1, 2, 3])]);
+    // So is an array of numbers, and both are held as bytes.
+    let array = rmp_serde::to_vec(&(vec![1u8, 2, 3],)).unwrap();
+    assert_eq!(e.args_from_msgpack(&array).unwrap(), vals);
 }
 
 /// A byte string that serializes as MessagePack bin.

@@ -14,7 +14,7 @@
 //! | flags | array of names |
 //! | s64/u64 (any integer) | number, or a decimal string |
 //! | f32/f64 | number, or `"NaN"`, `"Infinity"`, `"-Infinity"` |
-//! | list<u8> | array of numbers (MessagePack bin is accepted on input) |
+//! | list<u8> | array of numbers in JSON, bin in MessagePack (either is accepted on input) |
 
 use std::fmt;
 
@@ -264,9 +264,7 @@ impl<'de> Visitor<'de> for ValVisitor<'_> {
 
     fn visit_bytes<E: de::Error>(self, b: &[u8]) -> Result<Val, E> {
         match self.0 {
-            WitType::List(inner) if **inner == WitType::U8 => {
-                Ok(Val::List(b.iter().map(|&x| Val::U8(x)).collect()))
-            }
+            WitType::List(inner) if **inner == WitType::U8 => Ok(Val::Bytes(b.to_vec())),
             WitType::String => std::str::from_utf8(b)
                 .map(|s| Val::String(s.to_owned()))
                 .map_err(|_| E::invalid_value(de::Unexpected::Bytes(b), &self)),
@@ -282,8 +280,28 @@ impl<'de> Visitor<'de> for ValVisitor<'_> {
         Err(E::invalid_type(de::Unexpected::Option, &self))
     }
 
+    fn visit_byte_buf<E: de::Error>(self, b: Vec<u8>) -> Result<Val, E> {
+        match self.0 {
+            WitType::List(inner) if **inner == WitType::U8 => Ok(Val::Bytes(b)),
+            _ => self.visit_bytes(&b),
+        }
+    }
+
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Val, A::Error> {
         match self.0 {
+            WitType::List(inner) if **inner == WitType::U8 => {
+                let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+                while let Some(v) = seq
+                    .next_element_seed(ValSeed(inner))
+                    .map_err(|e| A::Error::custom(format_args!("[{}]: {e}", bytes.len())))?
+                {
+                    match v {
+                        Val::U8(b) => bytes.push(b),
+                        _ => return Err(A::Error::custom("a list<u8> element that is no u8")),
+                    }
+                }
+                Ok(Val::Bytes(bytes))
+            }
             WitType::List(inner) => {
                 let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
                 while let Some(v) = seq
@@ -470,6 +488,8 @@ impl Serialize for Typed<'_> {
             (_, Val::Float64(v)) => float(s, *v, |s| s.serialize_f64(*v)),
             (_, Val::Char(c)) => s.serialize_char(*c),
             (_, Val::String(v)) => s.serialize_str(v),
+            // JSON writes bytes as an array of numbers; MessagePack as bin.
+            (_, Val::Bytes(b)) => s.serialize_bytes(b),
             (WitType::List(inner), Val::List(items)) => {
                 let mut seq = s.serialize_seq(Some(items.len()))?;
                 for v in items {

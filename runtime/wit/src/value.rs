@@ -18,6 +18,10 @@ pub enum Value {
     Float64(f64),
     Char(char),
     String(String),
+    /// A `list<u8>`, a byte each: every `list<u8>` is held so (never as a
+    /// `List` of `U8`s), since a value per element would take 32 times the
+    /// bytes.
+    Bytes(Vec<u8>),
     List(Vec<Value>),
     Record(Vec<(String, Value)>),
     Tuple(Vec<Value>),

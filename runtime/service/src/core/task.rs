@@ -131,11 +131,14 @@ pub struct TaskRecord {
     pub function_id: String,
     pub export: String,
     /// MessagePack array of arguments, already checked against the signature.
+    /// Stored as bytes (older stores, as a list of numbers, read the same).
+    #[serde(with = "serde_bytes")]
     pub args: Vec<u8>,
     pub limits: TaskLimits,
     pub state: TaskState,
     /// (state, unix ms) for every state the task has been in.
     pub history: Vec<(TaskState, i64)>,
+    #[serde(with = "serde_bytes")]
     pub result: Option<Vec<u8>>,
     pub error: Option<Failure>,
     /// What the task needs from its endpoint (kept in its string form,
