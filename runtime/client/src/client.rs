@@ -44,6 +44,9 @@ pub const DEFAULT_QUOTA_PATIENCE: Duration = Duration::from_secs(600);
 
 const MAX_MESSAGE: usize = 64 << 20;
 
+/// Batch requests a bulk submission has on the wire at once.
+pub const BATCHES_IN_FLIGHT: usize = 4;
+
 impl Client {
     /// Connects with the token found for `url`: `FERRY_TOKEN`, else the
     /// credentials file that `ferry login` (or `ferry up`) wrote.
@@ -305,20 +308,44 @@ impl Client {
         args: impl IntoIterator<Item = A>,
         options: &SubmitOptions,
     ) -> Result<Vec<TaskFuture<R>>, ClientError> {
-        let mut futures = Vec::new();
-        let mut batch = Vec::new();
+        let ids = self
+            .submit_batch_ids(endpoint, function, export, args, options)
+            .await?;
+        Ok(ids.iter().map(|id| self.result(id)).collect())
+    }
+
+    /// Submits many calls as [`Client::submit_batch_with`] does, and returns
+    /// their task ids without following them: for work that others (or
+    /// [`Client::result`] later) collect.
+    ///
+    /// Requests of 1,000 tasks each go out [`BATCHES_IN_FLIGHT`] at a time,
+    /// so that the service admits one while the next travels. The ids come
+    /// back in the order of `args`. On an error, the requests before the one
+    /// that failed were admitted, and so may some of the few sent after it.
+    pub async fn submit_batch_ids<A: Serialize>(
+        &self,
+        endpoint: &str,
+        function: &str,
+        export: &str,
+        args: impl IntoIterator<Item = A>,
+        options: &SubmitOptions,
+    ) -> Result<Vec<String>, ClientError> {
+        use futures::{StreamExt, TryStreamExt};
+        let mut batches: Vec<Vec<pb::SubmitRequest>> = Vec::new();
         for a in args {
             let mut req = request(endpoint, function, export, &a)?;
             options.apply(&mut req);
-            batch.push(req);
-            if batch.len() == 1000 {
-                futures.extend(self.send_batch(std::mem::take(&mut batch)).await?);
+            match batches.last_mut() {
+                Some(b) if b.len() < 1000 => b.push(req),
+                _ => batches.push(vec![req]),
             }
         }
-        if !batch.is_empty() {
-            futures.extend(self.send_batch(batch).await?);
-        }
-        Ok(futures)
+        let sent: Vec<Vec<String>> = futures::stream::iter(batches)
+            .map(|b| self.submit_many(b))
+            .buffered(BATCHES_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        Ok(sent.into_iter().flatten().collect())
     }
 
     /// Sends a whole graph in one request; returns the task ids, in the order
@@ -344,14 +371,6 @@ impl Client {
             out.push(f.await?);
         }
         Ok(out)
-    }
-
-    async fn send_batch<R: DeserializeOwned>(
-        &self,
-        tasks: Vec<pb::SubmitRequest>,
-    ) -> Result<Vec<TaskFuture<R>>, ClientError> {
-        let ids = self.submit_many(tasks).await?;
-        Ok(ids.iter().map(|id| self.result(id)).collect())
     }
 
     /// A future for a task submitted earlier, by this process or another.

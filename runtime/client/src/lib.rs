@@ -22,7 +22,7 @@ mod options;
 mod watch;
 
 pub use blobs::{BlobRef, Upload};
-pub use client::{Client, Registered};
+pub use client::{BATCHES_IN_FLIGHT, Client, Registered};
 pub use error::ClientError;
 pub use future::{TaskFuture, TaskRef, decode, join_all};
 pub use graph::Graph;
