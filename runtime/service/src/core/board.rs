@@ -109,7 +109,7 @@ pub(crate) struct Queued {
 #[derive(Default)]
 pub(crate) struct Board {
     /// Unfinished tasks, by id.
-    pub(crate) tasks: HashMap<String, TaskRecord>,
+    pub(crate) tasks: super::tasks::Tasks,
     /// Tasks that finished in a transition whose commit is under way: off
     /// the board, not yet in the store.
     pub(crate) finishing: HashMap<String, Arc<TaskRecord>>,
@@ -150,7 +150,7 @@ impl Board {
     /// Puts an unfinished task on the board (or updates it there).
     pub(crate) fn hold(&mut self, rec: TaskRecord) {
         let owner = rec.owner.clone();
-        if self.tasks.insert(rec.id.clone(), rec).is_none() {
+        if self.tasks.insert(rec).is_none() {
             *self.per_owner.entry(owner).or_default() += 1;
         }
     }

@@ -81,7 +81,7 @@ impl Txn<'_> {
         let finished: Vec<String> = t
             .deps
             .iter()
-            .filter(|d| !self.board.tasks.contains_key(*d))
+            .filter(|d| !self.board.tasks.contains_key(d))
             .cloned()
             .collect();
         let missing = self.board.missing.get(id).copied().unwrap_or(0);

@@ -21,6 +21,7 @@ mod error;
 mod outcomes;
 mod sessions;
 mod task;
+mod tasks;
 #[cfg(test)]
 mod tests;
 
@@ -130,6 +131,7 @@ impl Broker {
         let mut live = store.live_tasks().map_err(Error::internal)?;
         // Oldest first: ids sort by creation time.
         live.sort_by(|a, b| a.id.cmp(&b.id));
+        board.tasks.reserve(live.len());
         let now = ferry_proto::now_ms();
         for mut task in live {
             match task.state {
@@ -569,7 +571,7 @@ impl Broker {
         b.tasks
             .values()
             .flat_map(|t| t.deps.iter())
-            .filter(|d| !b.tasks.contains_key(*d))
+            .filter(|d| !b.tasks.contains_key(d))
             .cloned()
             .collect()
     }

@@ -123,8 +123,8 @@ impl tasks_server::Tasks for Service {
                 .broker
                 .board()
                 .tasks
-                .iter()
-                .map(|(id, t)| (id.clone(), t.state))
+                .values()
+                .map(|t| (t.id.clone(), t.state))
                 .collect();
             let state_of = |t: &crate::TaskRecord| live.get(&t.id).copied().unwrap_or(t.state);
             let mut tasks = service
