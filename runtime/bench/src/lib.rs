@@ -7,6 +7,7 @@ mod blob;
 mod camera;
 mod dataflow;
 mod kmeans;
+mod queue;
 mod security;
 mod service;
 
@@ -119,6 +120,15 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         runs: u32,
     },
+    /// A million no-op tasks queued with no endpoint: the service's memory
+    /// for them, and its restart after `kill -9` until it answers with all
+    /// of them queued.
+    Queue {
+        #[arg(long)]
+        component: Option<PathBuf>,
+        #[arg(long, default_value_t = 1_000_000)]
+        tasks: usize,
+    },
     /// The service's own costs: start-up on a store of finished tasks, and
     /// registering a large component.
     Service {
@@ -229,6 +239,9 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         service::run(component, finished, mib.max(1), runs.max(1), keep)?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let BenchCommand::Queue { component, tasks } = cmd {
+        return queue::run(component, tasks.max(1));
+    }
     if let BenchCommand::Kmeans { args, runs } = &cmd {
         kmeans::bench(args, (*runs).max(1))?;
         return Ok(ExitCode::SUCCESS);
@@ -245,6 +258,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         | BenchCommand::Camera { .. }
         | BenchCommand::Dataflow { .. }
         | BenchCommand::Service { .. }
+        | BenchCommand::Queue { .. }
         | BenchCommand::Blob { .. } => {
             unreachable!("handled above")
         }
