@@ -38,6 +38,29 @@ fn outcome_bytes(o: &TaskOutcome) -> usize {
 
 type Running = Arc<Mutex<HashMap<String, JoinHandle<()>>>>;
 
+/// Aborts a session's helper tasks and the tasks it runs when dropped. The
+/// service requeues what was in flight.
+struct Teardown {
+    tasks: Vec<JoinHandle<()>>,
+    running: Running,
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        for (_, h) in self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+        {
+            h.abort();
+        }
+    }
+}
+
 impl Agent {
     pub(super) async fn session(self: Arc<Self>) -> anyhow::Result<()> {
         let channel = ferry_proto::dial(&self.config.service, &self.config.tls)
@@ -132,6 +155,13 @@ impl Agent {
                 }
             }
         });
+        // Ends the session's tasks when it ends, or when it is dropped (the
+        // endpoint shutting down): then the stream to the service closes at
+        // once, instead of heartbeating a session that runs nothing.
+        let teardown = Teardown {
+            tasks: vec![heart, batcher],
+            running: running.clone(),
+        };
 
         let result = loop {
             let msg = match incoming.message().await {
@@ -217,12 +247,7 @@ impl Agent {
                 Some(service_message::Kind::Heartbeat(_)) | None => {}
             }
         };
-        heart.abort();
-        batcher.abort();
-        // The service requeues what was in flight; stop working on it here.
-        for (_, h) in running.lock().unwrap_or_else(|p| p.into_inner()).drain() {
-            h.abort();
-        }
+        drop(teardown);
         result
     }
 
