@@ -425,3 +425,76 @@ fn run_returns_a_48_mib_byte_result_and_refuses_80_mib() {
     );
     assert!(stdout(&o).is_empty());
 }
+
+/// `ferry bench --quick`: the whole suite with small counts, every result
+/// checked (correct values, no task lost), every benchmark present in the
+/// JSON. Speed is not asserted.
+#[test]
+fn bench_quick_runs_the_whole_suite_and_checks_every_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["bench", "--quick", "--json", json.to_str().unwrap()])
+        .env("FERRY_CACHE_DIR", dir.path().join("cache"))
+        .env("TMPDIR", dir.path())
+        .env_remove("FERRY_SERVICE")
+        .output()
+        .unwrap();
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(
+        out.contains("| bench | case | median | spread (p10–p90) | runs | target |"),
+        "{out}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let checks = report["checks"].as_array().unwrap();
+    assert!(checks.len() >= 15, "{checks:?}");
+    for c in checks {
+        assert_eq!(c["held"], true, "{c}");
+    }
+    let figures = report["figures"].as_array().unwrap();
+    let has = |bench: &str, case: &str| {
+        figures.iter().any(|f| {
+            f["bench"] == bench
+                && f["case"].as_str().unwrap().starts_with(case)
+                && f["samples"].as_array().is_some_and(|s| !s.is_empty())
+                && f["median"]
+                    .as_f64()
+                    .is_some_and(|m| m.is_finite() && m > 0.0)
+        })
+    };
+    for (bench, case) in [
+        ("instantiate", "instantiate"),
+        ("pi", "Wasm / native"),
+        ("noop", "strict, 1 endpoint"),
+        ("noop", "group, 1 endpoint"),
+        ("noop", "none, 1 endpoint"),
+        ("noop", "strict, 2 endpoints"),
+        ("rtt", "fsync floor"),
+        ("rtt", "strict: submit to result, p50"),
+        ("rtt", "none: p99"),
+        ("cold start", "first call of a new component"),
+        ("cold start", "endpoint restart"),
+        ("pi blocks", "100 × pi(10000), blocks of 1:"),
+        ("pi blocks", "100 × pi(10000), blocks of 100:"),
+        ("kmeans", "Wasm CPU / native"),
+        ("blob", "4 MiB, `remote`"),
+        ("queue", "2000 queued: service RSS"),
+        ("dataflow", "fan-in of 20"),
+    ] {
+        assert!(has(bench, case), "no figure {bench}: {case} in {figures:?}");
+    }
+    // CI has lavapipe: the GPU path must run there.
+    if std::env::var_os("CI").is_some_and(|v| v == "true") {
+        assert!(
+            has("kmeans", "Wasm GPU / native"),
+            "{:?}",
+            report["skipped"]
+        );
+    } else if !has("kmeans", "Wasm GPU / native") {
+        println!("kmeans GPU path not measured: {:?}", report["skipped"]);
+    }
+    let machine = &report["machine"];
+    assert_eq!(machine["quick"], true);
+    assert!(machine["cores"].as_u64().unwrap() >= 1);
+}

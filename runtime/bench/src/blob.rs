@@ -13,6 +13,7 @@ use anyhow::Context;
 use ferry_client::{BlobRef, Client, WitResult};
 
 use crate::median;
+use crate::report::{Figure, Report, Unit};
 
 const MIB: u64 = 1 << 20;
 /// Bytes per read of the guest.
@@ -70,6 +71,7 @@ pub fn run(
     mib: u64,
     runs: u32,
     base: Option<PathBuf>,
+    report: &mut Report,
 ) -> anyhow::Result<()> {
     let path = ferry_local::component("blob-probe", component)?;
     let dir = base
@@ -82,17 +84,19 @@ pub fn run(
     let result = runtime.block_on(async {
         let fabric =
             ferry_local::Fabric::start(&dir.join("fabric"), "127.0.0.1:0".parse()?, None).await?;
+        let client =
+            ferry_local::connect_when_ready(&fabric.url, &fabric.token, &fabric.tls).await?;
         let mut remote = ferry_endpoint::EndpointConfig::new("remote", fabric.url.clone());
+        remote.credential = Some(client.register_endpoint("remote", false).await?.1);
+        remote.tls = fabric.tls.clone();
         remote.cache_dir = Some(dir.join("remote-cache"));
         remote.gpu = ferry_host::GpuChoice::None;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let remote = tokio::spawn(ferry_endpoint::run(remote, async {
             let _ = stopped.await;
         }));
-        let client =
-            ferry_local::connect_when_ready(&fabric.url, &fabric.token, &fabric.tls).await?;
         let f = client.register(&std::fs::read(&path)?).await?;
-        let result = measure(&client, &f.id, mib, runs, &dir).await;
+        let result = measure(&client, &f.id, mib, runs, &dir, report).await;
         let _ = stop.send(());
         remote.await??;
         fabric.stop().await?;
@@ -102,7 +106,14 @@ pub fn run(
     result
 }
 
-async fn measure(client: &Client, f: &str, mib: u64, runs: u32, dir: &Path) -> anyhow::Result<()> {
+async fn measure(
+    client: &Client,
+    f: &str,
+    mib: u64,
+    runs: u32,
+    dir: &Path,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     let bytes = mib * MIB;
     let rss_start = peak_rss();
     let (mut written, mut native, mut upload, mut first, mut warm, mut total) =
@@ -155,6 +166,35 @@ async fn measure(client: &Client, f: &str, mib: u64, runs: u32, dir: &Path) -> a
         }
     }
     let rate = |d: Duration| bytes as f64 / d.as_secs_f64() / 1e6;
+    report.check(
+        "blob",
+        format!("{} guest checksums of {mib} MiB blobs, on `local` and `remote`, equal blake3 of the files", 2 * (runs + 1)),
+        true,
+    );
+    let rates = |v: &[Duration]| v.iter().map(|d| rate(*d)).collect::<Vec<_>>();
+    for (case, v) in [
+        ("native: read + blake3 of the file", &native),
+        ("upload", &upload),
+        ("`local` (store read in place): upload + first call", &total),
+        (
+            "`remote` (fetched over loopback): upload + first call",
+            &remote_total,
+        ),
+    ] {
+        let mut fig = Figure::new(
+            "blob",
+            format!("{mib} MiB, {case}"),
+            Unit::MegabytesPerSec,
+            rates(v),
+        );
+        if case.starts_with('`') {
+            fig = fig.target("≥ 500 MB/s", 500.0, true);
+        }
+        report.add(fig);
+    }
+    if !report.tables {
+        return Ok(());
+    }
     println!("## ferry bench blob");
     println!();
     println!(

@@ -7,8 +7,16 @@ use std::time::Instant;
 use ferry_client::{Client, Graph};
 
 use crate::median;
+use crate::report::{Figure, Report, Unit};
 
-pub async fn run(client: &Client, f: &str, links: usize, runs: u32) -> anyhow::Result<()> {
+pub async fn run(
+    client: &Client,
+    endpoint: &str,
+    f: &str,
+    links: usize,
+    runs: u32,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     let mut chain = Vec::new();
     let mut by_client = Vec::new();
     let mut fan_in = Vec::new();
@@ -18,9 +26,9 @@ pub async fn run(client: &Client, f: &str, links: usize, runs: u32) -> anyhow::R
         // A chain resolved in the service: one request, then one result.
         let start = Instant::now();
         let mut g = Graph::new();
-        let mut last = g.add("local", f, "add", &(0i64, 1i64))?;
+        let mut last = g.add(endpoint, f, "add", &(0i64, 1i64))?;
         for _ in 1..links {
-            last = g.add("local", f, "add", &(&last, 1i64))?;
+            last = g.add(endpoint, f, "add", &(&last, 1i64))?;
         }
         let ids = client.submit_graph(g).await?;
         let end: i64 = client.result(ids.last().expect("a link")).await?;
@@ -32,7 +40,7 @@ pub async fn run(client: &Client, f: &str, links: usize, runs: u32) -> anyhow::R
         let mut v = 0i64;
         for _ in 0..client_links {
             v = client
-                .submit::<_, i64>("local", f, "add", &(v, 1i64))
+                .submit::<_, i64>(endpoint, f, "add", &(v, 1i64))
                 .await?
                 .await?;
         }
@@ -42,9 +50,9 @@ pub async fn run(client: &Client, f: &str, links: usize, runs: u32) -> anyhow::R
         let start = Instant::now();
         let mut g = Graph::new();
         let leaves: Vec<_> = (0..links as i64)
-            .map(|i| g.add("local", f, "add", &(i, 0i64)))
+            .map(|i| g.add(endpoint, f, "add", &(i, 0i64)))
             .collect::<Result<_, _>>()?;
-        g.add("local", f, "sum", &(leaves,))?;
+        g.add(endpoint, f, "sum", &(leaves,))?;
         let ids = client.submit_graph(g).await?;
         let total: i64 = client.result(ids.last().expect("the sum")).await?;
         let n = links as i64;
@@ -54,11 +62,11 @@ pub async fn run(client: &Client, f: &str, links: usize, runs: u32) -> anyhow::R
         // Fan-out: one producer feeds `links` consumers, which are summed.
         let start = Instant::now();
         let mut g = Graph::new();
-        let root = g.add("local", f, "add", &(1i64, 0i64))?;
+        let root = g.add(endpoint, f, "add", &(1i64, 0i64))?;
         let branches: Vec<_> = (0..links as i64)
-            .map(|i| g.add("local", f, "add", &(&root, i)))
+            .map(|i| g.add(endpoint, f, "add", &(&root, i)))
             .collect::<Result<_, _>>()?;
-        g.add("local", f, "sum", &(branches,))?;
+        g.add(endpoint, f, "sum", &(branches,))?;
         let ids = client.submit_graph(g).await?;
         let total: i64 = client.result(ids.last().expect("the sum")).await?;
         anyhow::ensure!(
@@ -72,6 +80,48 @@ pub async fn run(client: &Client, f: &str, links: usize, runs: u32) -> anyhow::R
             by_client.push(t_client / client_links as u32);
             fan_in.push(t_fan);
         }
+    }
+    report.check(
+        "dataflow",
+        format!("{runs} chains of {links}, fan-ins and fan-outs of {links} summed right"),
+        true,
+    );
+    let secs = |v: &[std::time::Duration]| v.iter().map(|d| d.as_secs_f64()).collect::<Vec<_>>();
+    let rate = |v: &[std::time::Duration], n: usize| {
+        v.iter()
+            .map(|d| n as f64 / d.as_secs_f64())
+            .collect::<Vec<_>>()
+    };
+    let per_link = format!("chain of {links}, resolved in the service: per link");
+    report.add(Figure::new(
+        "dataflow",
+        per_link,
+        Unit::Seconds,
+        secs(&chain),
+    ));
+    let by_hand = format!("chain driven by the client ({client_links} links): per link");
+    report.add(Figure::new(
+        "dataflow",
+        by_hand,
+        Unit::Seconds,
+        secs(&by_client),
+    ));
+    let fan_in_case = format!("fan-in of {links} into one sum");
+    report.add(Figure::new(
+        "dataflow",
+        fan_in_case,
+        Unit::TasksPerSec,
+        rate(&fan_in, links + 1),
+    ));
+    let fan_out_case = format!("fan-out of one into {links}, then a sum");
+    report.add(Figure::new(
+        "dataflow",
+        fan_out_case,
+        Unit::TasksPerSec,
+        rate(&fan_out, links + 2),
+    ));
+    if !report.tables {
+        return Ok(());
     }
     let (chain, by_client) = (median(chain), median(by_client));
     let (fan_in, fan_out) = (median(fan_in), median(fan_out));

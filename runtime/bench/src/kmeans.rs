@@ -7,6 +7,8 @@ use anyhow::Context;
 use ferry_host::{CallOptions, GpuChoice, Host, HostConfig, Limits, Value};
 use ferry_local::{Clustering, KmeansArgs};
 
+use crate::report::{Figure, Report, Unit};
+
 /// The same source the `kmeans` component is built from, compiled natively.
 use kmeans_lloyd as lloyd;
 
@@ -37,16 +39,43 @@ impl Timings {
         self.last = Some(c);
     }
 
-    /// Prints this path's two rows against `native` seconds.
-    fn report(self, name: &str, native: f64) -> anyhow::Result<Summary> {
+    /// Prints this path's two rows against `native` seconds, and adds its
+    /// figures to `report`.
+    fn report(self, name: &str, native: &[f64], report: &mut Report) -> anyhow::Result<Summary> {
         let last = self.last.context("no runs")?;
+        let ratios = self.inside.iter().zip(native).map(|(w, n)| w / n).collect();
+        let mut ratio = Figure::new(
+            "kmeans",
+            format!("{name} / native, inside the function"),
+            Unit::Ratio,
+            ratios,
+        );
+        if name == "Wasm CPU" {
+            ratio = ratio.target("≤ 1.25", 1.25, false);
+        }
+        report.add(Figure::new(
+            "kmeans",
+            format!("{name}, whole call"),
+            Unit::Seconds,
+            self.whole.clone(),
+        ));
+        report.add(Figure::new(
+            "kmeans",
+            format!("{name}, inside the function"),
+            Unit::Seconds,
+            self.inside.clone(),
+        ));
+        report.add(ratio);
+        let native = median(native.to_vec());
         let (whole, inside) = (median(self.whole), median(self.inside));
         for (what, secs) in [("whole call", whole), ("inside the function", inside)] {
-            println!(
-                "| {name}, {what} | {} | {secs:.3} | {:.2} |",
-                last.iterations,
-                secs / native
-            );
+            if report.tables {
+                println!(
+                    "| {name}, {what} | {} | {secs:.3} | {:.2} |",
+                    last.iterations,
+                    secs / native
+                );
+            }
         }
         Ok(Summary {
             whole,
@@ -58,7 +87,7 @@ impl Timings {
 
 /// `ferry bench kmeans`: the seed's sizes, native against Wasm on the CPU and
 /// the GPU path against both, on this machine's best adapter.
-pub fn bench(args: &KmeansArgs, runs: u32) -> anyhow::Result<()> {
+pub fn bench(args: &KmeansArgs, runs: u32, report: &mut Report) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -101,13 +130,15 @@ pub fn bench(args: &KmeansArgs, runs: u32) -> anyhow::Result<()> {
         Ok((secs, serde_json::from_value(ok)?))
     };
 
-    println!(
-        "k-means {}×2, k = {}, {} iterations at most, {runs} runs each, interleaved (medians)\n",
-        args.points, args.k, args.iterations
-    );
+    if report.tables {
+        println!(
+            "k-means {}×2, k = {}, {} iterations at most, {runs} runs each, interleaved (medians)\n",
+            args.points, args.k, args.iterations
+        );
+    }
     let gpu = host.gpu().map(|g| g.info().clone());
     // Runs of each path take turns, so that machine noise hits all alike.
-    let (mut native, mut native_iterations) = (Vec::new(), 0);
+    let (mut native, mut native_run) = (Vec::new(), None);
     let mut wasm = Timings::default();
     let mut on_gpu = Timings::default();
     for _ in 0..runs {
@@ -115,22 +146,46 @@ pub fn bench(args: &KmeansArgs, runs: u32) -> anyhow::Result<()> {
         let r = lloyd::cluster(&points, args.k, args.iterations, args.seed)
             .map_err(anyhow::Error::msg)?;
         native.push(start.elapsed().as_secs_f64());
-        native_iterations = r.iterations;
+        native_run = Some(r);
         wasm.add(call(&cpu_args)?);
         if gpu.is_some() {
             on_gpu.add(call(&gpu_args)?);
         }
     }
-    let native_s = median(native);
-    println!("| path | iterations | median seconds | against native |");
-    println!("|---|---|---|---|");
-    println!("| native CPU (same Rust) | {native_iterations} | {native_s:.3} | 1.00 |");
-    let cpu = wasm.report("Wasm CPU", native_s)?;
+    let native_run = native_run.context("no runs")?;
+    let native_s = median(native.clone());
+    report.add(Figure::new(
+        "kmeans",
+        "native CPU (same Rust)",
+        Unit::Seconds,
+        native.clone(),
+    ));
+    if report.tables {
+        println!("| path | iterations | median seconds | against native |");
+        println!("|---|---|---|---|");
+        println!(
+            "| native CPU (same Rust) | {} | {native_s:.3} | 1.00 |",
+            native_run.iterations
+        );
+    }
+    let cpu = wasm.report("Wasm CPU", &native, report)?;
+    report.check(
+        "kmeans",
+        format!(
+            "Wasm CPU gives native's codes and iterations ({} points, {} iterations)",
+            native_run.codes.len(),
+            native_run.iterations
+        ),
+        cpu.last.codes == native_run.codes && cpu.last.iterations == native_run.iterations,
+    );
     let Some(adapter) = gpu else {
-        println!("\nno GPU adapter on this machine: GPU path not measured");
+        report.skip("kmeans", "GPU path: no GPU adapter on this machine");
+        if report.tables {
+            println!("\nno GPU adapter on this machine: GPU path not measured");
+        }
         return Ok(());
     };
-    let g = on_gpu.report("Wasm GPU", native_s)?;
+    let g = on_gpu.report("Wasm GPU", &native, report)?;
     let same = cpu
         .last
         .codes
@@ -138,6 +193,15 @@ pub fn bench(args: &KmeansArgs, runs: u32) -> anyhow::Result<()> {
         .zip(&g.last.codes)
         .filter(|(a, b)| a == b)
         .count();
+    let n = cpu.last.codes.len();
+    report.check(
+        "kmeans",
+        format!("{same} of {n} GPU codes agree with the CPU's (at least 99%), on {adapter}"),
+        same * 100 >= n * 99,
+    );
+    if !report.tables {
+        return Ok(());
+    }
     println!(
         "\nGPU: {adapter}\nGPU against Wasm CPU: {:.2}× (whole call), {:.2}× (inside the function); {same} of {} codes agree",
         cpu.whole / g.whole,

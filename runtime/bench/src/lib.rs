@@ -1,15 +1,26 @@
 //! `ferry bench`: medians over repeated runs, printed as tables.
 //!
 //! These are measurements, not tests; compare ratios taken in one run. Each
-//! benchmark is one module; the CLI hands its `bench` subcommand here.
+//! benchmark is one module; the CLI hands its `bench` subcommand here, and
+//! `ferry bench` alone runs the whole suite ([`suite`]).
 
 mod blob;
 mod camera;
+mod cold;
 mod dataflow;
 mod kmeans;
+mod peers;
+mod pi_blocks;
+mod plot;
 mod queue;
+mod report;
 mod security;
 mod service;
+mod suite;
+
+pub use suite::{Remote, SuiteArgs};
+
+use report::{Figure, Report};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +31,25 @@ use ferry_host::{CallOptions, Host, HostConfig, Limits};
 
 /// The same source the `pi` component is built from, compiled natively here.
 use pi_estimate as native_pi;
+
+/// `ferry bench [SUBCOMMAND]`: one benchmark, or with none the whole suite.
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
+    #[command(flatten)]
+    pub suite: SuiteArgs,
+}
+
+/// Runs `ferry bench`; `remote` is the service named with `--service`, if
+/// any, for the suite to measure instead of a fabric of its own.
+pub fn run_args(args: BenchArgs, remote: Option<Remote>) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Some(cmd) => run(cmd),
+        None => suite::run(args.suite, remote),
+    }
+}
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
@@ -211,7 +241,13 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         dir,
     } = cmd
     {
-        blob::run(component, mib.max(1), runs.max(1), dir)?;
+        blob::run(
+            component,
+            mib.max(1),
+            runs.max(1),
+            dir,
+            &mut Report::printing(),
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     if let BenchCommand::Dataflow {
@@ -221,7 +257,10 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     } = cmd
     {
         return fabric_bench("dataflow-probe", component, move |c, f| {
-            Box::pin(dataflow::run(c, f, links.max(2), runs.max(1)))
+            Box::pin(async move {
+                let mut report = Report::printing();
+                dataflow::run(c, "local", f, links.max(2), runs.max(1), &mut report).await
+            })
         });
     }
     if let BenchCommand::Camera { component, seconds } = cmd {
@@ -240,10 +279,10 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if let BenchCommand::Queue { component, tasks } = cmd {
-        return queue::run(component, tasks.max(1));
+        return queue::run(component, tasks.max(1), &mut Report::printing());
     }
     if let BenchCommand::Kmeans { args, runs } = &cmd {
-        kmeans::bench(args, (*runs).max(1))?;
+        kmeans::bench(args, (*runs).max(1), &mut Report::printing())?;
         return Ok(ExitCode::SUCCESS);
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -251,6 +290,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     let host = Host::new(HostConfig::default())?;
+    let mut report = Report::printing();
     match cmd {
         BenchCommand::Noop { .. }
         | BenchCommand::Rtt { .. }
@@ -266,12 +306,18 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             component,
             batch,
             batches,
-        } => runtime.block_on(instantiate(&host, component, batch.max(1), batches.max(1))),
+        } => runtime.block_on(instantiate(
+            &host,
+            component,
+            batch.max(1),
+            batches.max(1),
+            &mut report,
+        )),
         BenchCommand::Pi {
             component,
             points,
             runs,
-        } => runtime.block_on(pi(&host, component, points, runs.max(1))),
+        } => runtime.block_on(pi(&host, component, points, runs.max(1), &mut report)),
     }
 }
 
@@ -314,11 +360,12 @@ pub(crate) fn fmt(d: Duration) -> String {
     }
 }
 
-async fn instantiate(
+pub(crate) async fn instantiate(
     host: &Host,
     component: Option<PathBuf>,
     batch: u32,
     batches: u32,
+    report: &mut Report,
 ) -> anyhow::Result<ExitCode> {
     let path = ferry_local::component("noop", component)?;
     let f = host.load_file(&path)?;
@@ -335,6 +382,22 @@ async fn instantiate(
             host.call(&f, export, &[], &limits, &options).await?;
         }
         per_call.push(start.elapsed() / batch);
+    }
+    report.check(
+        "instantiate",
+        format!("{} calls of `noop` returned", batch * (batches + 1)),
+        true,
+    );
+    report.add(
+        Figure::seconds(
+            "instantiate",
+            "instantiate + call + drop of `noop`",
+            &per_call,
+        )
+        .target("≤ 5 µs", 5e-6, false),
+    );
+    if !report.tables {
+        return Ok(ExitCode::SUCCESS);
     }
     let min = *per_call.iter().min().expect("at least one batch");
     let med = median(per_call);
@@ -354,11 +417,12 @@ async fn instantiate(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn pi(
+pub(crate) async fn pi(
     host: &Host,
     component: Option<PathBuf>,
     points: u64,
     runs: u32,
+    report: &mut Report,
 ) -> anyhow::Result<ExitCode> {
     let path = ferry_local::component("pi", component)?;
     let f = host.load_file(&path)?;
@@ -396,6 +460,41 @@ async fn pi(
         answers.0,
         answers.1
     );
+    report.check(
+        "pi",
+        format!(
+            "pi({points}) in Wasm equals the native result, {}",
+            answers.0
+        ),
+        true,
+    );
+    let ratios: Vec<f64> = wasm
+        .iter()
+        .zip(&native)
+        .map(|(w, n)| w.as_secs_f64() / n.as_secs_f64())
+        .collect();
+    report.add(Figure::seconds(
+        "pi",
+        format!("pi({points}), Wasm call"),
+        &wasm,
+    ));
+    report.add(Figure::seconds(
+        "pi",
+        format!("pi({points}), native"),
+        &native,
+    ));
+    report.add(
+        Figure::new(
+            "pi",
+            "Wasm / native, run by run",
+            report::Unit::Ratio,
+            ratios,
+        )
+        .target("≤ 1.25", 1.25, false),
+    );
+    if !report.tables {
+        return Ok(ExitCode::SUCCESS);
+    }
     let (w, n) = (median(wasm), median(native));
     println!("## ferry bench pi");
     println!();
@@ -451,7 +550,7 @@ async fn noop_throughput(
     tasks: usize,
     runs: u32,
 ) -> anyhow::Result<()> {
-    let rates = noop_rates(client, f, tasks, runs).await?;
+    let rates = noop_rates(client, "local", f, tasks, runs).await?;
     println!("## ferry bench noop");
     println!();
     println!(
@@ -470,6 +569,7 @@ async fn noop_throughput(
 /// sorted.
 async fn noop_rates(
     client: &ferry_client::Client,
+    endpoint: &str,
     f: &str,
     tasks: usize,
     runs: u32,
@@ -478,7 +578,7 @@ async fn noop_rates(
     for run in 0..=runs {
         let start = Instant::now();
         let futures = client
-            .submit_batch::<(), ()>("local", f, "noop", std::iter::repeat_n((), tasks))
+            .submit_batch::<(), ()>(endpoint, f, "noop", std::iter::repeat_n((), tasks))
             .await?;
         for fut in futures {
             fut.await?;
@@ -493,7 +593,7 @@ async fn noop_rates(
 }
 
 async fn rtt(client: &ferry_client::Client, f: &str, iterations: u32) -> anyhow::Result<()> {
-    let times = rtt_times(client, f, iterations).await?;
+    let times = rtt_times(client, "local", f, iterations).await?;
     let floor = fsync_floor(&std::env::temp_dir(), 200)?;
     let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
     println!("## ferry bench rtt");
@@ -519,6 +619,7 @@ async fn rtt(client: &ferry_client::Client, f: &str, iterations: u32) -> anyhow:
 /// warm up), sorted.
 async fn rtt_times(
     client: &ferry_client::Client,
+    endpoint: &str,
     f: &str,
     iterations: u32,
 ) -> anyhow::Result<Vec<Duration>> {
@@ -526,7 +627,7 @@ async fn rtt_times(
     for i in 0..iterations + iterations / 10 {
         let start = Instant::now();
         client
-            .submit::<_, ()>("local", f, "noop", &())
+            .submit::<_, ()>(endpoint, f, "noop", &())
             .await?
             .await?;
         if i >= iterations / 10 {

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::report::{Figure, Report, Unit};
+
 /// One `ferry serve` on a fresh port; returns it and its URL.
 fn serve(dir: &Path) -> anyhow::Result<(Child, String)> {
     let exe = std::env::current_exe().context("finding this ferry binary")?;
@@ -81,7 +83,11 @@ fn queued(s: &ferry_proto::v1::StatusResponse) -> u64 {
         .sum()
 }
 
-pub(crate) fn run(component: Option<std::path::PathBuf>, tasks: usize) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(
+    component: Option<std::path::PathBuf>,
+    tasks: usize,
+    report: &mut Report,
+) -> anyhow::Result<ExitCode> {
     let path = ferry_local::component("noop", component)?;
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let dir = std::env::temp_dir().join(format!("ferry-bench-queue-{}", std::process::id()));
@@ -112,7 +118,23 @@ pub(crate) fn run(component: Option<std::path::PathBuf>, tasks: usize) -> anyhow
         let back = queued(&client.status().await?);
         child.kill()?;
         child.wait()?;
+        report.check("queue", format!("{back} of {tasks} tasks queued after kill -9 and a restart"), back == tasks as u64);
         anyhow::ensure!(back == tasks as u64, "{back} of {tasks} tasks queued after the restart");
+        let mib = rss as f64 / (1 << 20) as f64;
+        let restart = (answered - killed).as_secs_f64();
+        let rate = tasks as f64 / admitted.as_secs_f64();
+        report.add(Figure::new("queue", format!("{tasks} queued: admission"), Unit::TasksPerSec, vec![rate]));
+        let mut rss_fig = Figure::new("queue", format!("{tasks} queued: service RSS"), Unit::Mebibytes, vec![mib]);
+        let mut restart_fig = Figure::new("queue", format!("{tasks} queued: kill -9 to answering"), Unit::Seconds, vec![restart]);
+        if tasks >= 1_000_000 {
+            rss_fig = rss_fig.target("≤ 1024 MiB", 1024.0, false);
+            restart_fig = restart_fig.target("≤ 2 s", 2.0, false);
+        }
+        report.add(rss_fig);
+        report.add(restart_fig);
+        if !report.tables {
+            return anyhow::Ok(());
+        }
         println!("## ferry bench queue");
         println!();
         println!("{tasks} no-op tasks submitted to `ferry serve` (strict durability) with no endpoint, in batches of 1,000; then `kill -9` and a restart");

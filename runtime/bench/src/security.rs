@@ -116,11 +116,11 @@ pub(crate) fn compare(
             let f = client.register(&bytes).await?;
             let figures = match measure {
                 Measure::Noop { tasks, runs } => {
-                    let rates = crate::noop_rates(&client, &f.id, tasks, runs).await?;
+                    let rates = crate::noop_rates(&client, "local", &f.id, tasks, runs).await?;
                     Figures::Rate(rates[rates.len() / 2])
                 }
                 Measure::Rtt { iterations } => {
-                    let times = crate::rtt_times(&client, &f.id, iterations).await?;
+                    let times = crate::rtt_times(&client, "local", &f.id, iterations).await?;
                     let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
                     Figures::Latency(at(0.5), at(0.99))
                 }

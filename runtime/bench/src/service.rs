@@ -163,7 +163,7 @@ async fn connect(url: &str, token: &str) -> anyhow::Result<ferry_client::Client>
 
 /// `base` with a custom section appended so that the whole is `total` bytes;
 /// `salt` makes each run's bytes (and so its id) new.
-fn padded(base: &[u8], total: usize, salt: u32) -> Vec<u8> {
+pub(crate) fn padded(base: &[u8], total: usize, salt: u32) -> Vec<u8> {
     let name = format!("ferry-bench-padding-{salt}");
     let mut out = base.to_vec();
     let payload = total.saturating_sub(base.len() + name.len() + 12);

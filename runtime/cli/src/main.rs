@@ -103,9 +103,10 @@ enum Command {
     /// Run a demonstration.
     #[command(subcommand)]
     Demo(demos::DemoCommand),
-    /// Measure ferry (medians over repeated runs; not a test).
-    #[command(subcommand)]
-    Bench(ferry_bench::BenchCommand),
+    /// Measure ferry (medians over repeated runs; not a test): one
+    /// benchmark, or with none the whole suite (`--service URL` measures that
+    /// service instead of a fabric started here).
+    Bench(ferry_bench::BenchArgs),
 }
 
 /// A closed stdout (`ferry run … | head -c 10`) ends the command quietly, as
@@ -125,6 +126,19 @@ fn quiet_on_closed_stdout() {
         }
         default(info)
     }));
+}
+
+/// The service `--service` names, for `ferry bench` to measure instead of a
+/// fabric of its own.
+fn bench_remote(service: &fabric::ServiceArg) -> anyhow::Result<Option<ferry_bench::Remote>> {
+    let Some(url) = &service.service else {
+        return Ok(None);
+    };
+    Ok(Some(ferry_bench::Remote {
+        url: url.clone(),
+        token: ferry_proto::credentials::token_for(url, service.token.as_deref()),
+        tls: service.tls()?,
+    }))
 }
 
 fn main() -> ExitCode {
@@ -163,7 +177,9 @@ fn main() -> ExitCode {
         Command::User(cmd) => commands::user(&cli.service, cmd),
         Command::Token(cmd) => commands::token(&cli.service, cmd),
         Command::Demo(cmd) => demos::run(&cli.service, cmd),
-        Command::Bench(cmd) => ferry_bench::run(cmd),
+        Command::Bench(args) => {
+            bench_remote(&cli.service).and_then(|remote| ferry_bench::run_args(args, remote))
+        }
     };
     match result {
         Ok(code) => code,

@@ -20,6 +20,9 @@ pub struct Fabric {
     /// How a client of this process trusts the service (its local
     /// endpoint's own settings).
     pub tls: ClientTls,
+    /// The credential of the `local` endpoint, for more sessions of it (a
+    /// second endpoint serving the same queue).
+    pub endpoint_credential: String,
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -70,7 +73,8 @@ impl Fabric {
         };
         let mut endpoint = EndpointConfig::new("local", url.clone());
         endpoint.tls = tls.clone();
-        endpoint.credential = Some(service.own_endpoint("local")?);
+        let endpoint_credential = service.own_endpoint("local")?;
+        endpoint.credential = Some(endpoint_credential.clone());
         endpoint.cache_dir = Some(dir.join("endpoint-cache"));
         // Same machine: the endpoint reads the service's blobs in place.
         endpoint.shared_blob_store = Some(dir.join("blobs"));
@@ -98,6 +102,7 @@ impl Fabric {
             token,
             first_start,
             tls,
+            endpoint_credential,
             stop,
             tasks,
         })
