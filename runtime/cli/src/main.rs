@@ -146,11 +146,11 @@ fn main() -> ExitCode {
     unsafe { ferry_host::prepare_environment() };
     quiet_on_closed_stdout();
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Up(_)) {
-        ferry_endpoint::init_logging_with("info,ferry::audit=warn");
+    let _log = if matches!(cli.command, Command::Up(_)) {
+        ferry_endpoint::init_logging_with("info,ferry::audit=warn")
     } else {
-        ferry_endpoint::init_logging();
-    }
+        ferry_endpoint::init_logging()
+    };
     let result = match cli.command {
         Command::Inspect { file } => local::inspect(&file),
         Command::Run(args) => local::run(args),

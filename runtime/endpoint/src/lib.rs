@@ -27,7 +27,7 @@ pub use cameras::{CameraConfig, Source as CameraSource};
 pub use config::{EndpointConfig, MaxLimits};
 pub use credential::CREDENTIAL_ENV;
 #[cfg(feature = "cli")]
-pub use logging::{init_logging, init_logging_with};
+pub use logging::{LogGuard, init_logging, init_logging_with};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -16,7 +16,7 @@ struct Args {
 fn main() -> ExitCode {
     // SAFETY: first thing in main, before any thread starts.
     unsafe { ferry_host::prepare_environment() };
-    ferry_endpoint::init_logging();
+    let _log = ferry_endpoint::init_logging();
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
