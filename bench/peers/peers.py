@@ -123,11 +123,16 @@ class Ray(Peer):
         import ray
 
         self.version = ray.__version__
+        # Ray puts its sockets under the temp dir, and a Unix socket's path
+        # has at most 107 bytes: a short directory of its own in /tmp.
+        import tempfile
+
+        self.temp = tempfile.mkdtemp(prefix="ferry-ray-", dir="/tmp")
         ray.init(
             num_cpus=workers,
             include_dashboard=False,
             logging_level="ERROR",
-            _temp_dir=os.path.join(self.scratch, "ray"),
+            _temp_dir=self.temp,
         )
         self.ray = ray
         self.remote = {f: ray.remote(f) for f in (noop, pi)}
@@ -141,7 +146,10 @@ class Ray(Peer):
         return self.ray.get(list(futures))
 
     def stop(self):
+        import shutil
+
         self.ray.shutdown()
+        shutil.rmtree(self.temp, ignore_errors=True)
 
 
 PEERS = {p.name: p for p in (Parsl, Dask, Ray)}
