@@ -91,6 +91,8 @@ fn bars(
     let finite = values.iter().copied().filter(|v| v.is_finite() && *v > 0.0);
     let (lo, hi) = finite.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
     anyhow::ensure!(lo <= hi, "no figures to plot for {title}");
+    // An integer range is inclusive here: `0..n - 1` makes n slots.
+    let last = names.len() - 1;
     let (lo, hi) = (
         10f64.powf((lo / 3.0).log10().floor()),
         10f64.powf((hi * 3.0).log10().ceil()),
@@ -100,7 +102,7 @@ fn bars(
         .margin(16)
         .x_label_area_size(36)
         .y_label_area_size(70)
-        .build_cartesian_2d((0..names.len()).into_segmented(), (lo..hi).log_scale())
+        .build_cartesian_2d((0..last).into_segmented(), (lo..hi).log_scale())
         .map_err(draw_error)?;
     chart
         .configure_mesh()
@@ -241,4 +243,78 @@ fn pi_blocks(s: &Sitting, root: &Area) -> anyhow::Result<()> {
         .draw()
         .map_err(draw_error)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peers::Series;
+
+    fn series(name: &str, rate: f64, rtt: f64, pi: f64) -> Series {
+        Series {
+            name: name.to_owned(),
+            tasks_per_sec: rate,
+            rtt_p50: rtt,
+            pi: [1, 10, 100].map(|b| (b, pi * 10.0 / b as f64)).to_vec(),
+        }
+    }
+
+    /// The RGB pixels of a PNG this module drew.
+    fn pixels(path: &Path) -> (u32, u32, Vec<u8>) {
+        let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+        let mut reader = ::png::Decoder::new(file).read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        buf.truncate(info.buffer_size());
+        (info.width, info.height, buf)
+    }
+
+    #[test]
+    fn both_plots_draw_every_system_and_only_those() {
+        let sitting = Sitting {
+            systems: vec![
+                series("ferry strict", 50_000.0, 1.2e-3, 0.02),
+                series("ferry none", 60_000.0, 0.4e-3, 0.02),
+                series("parsl", 1_000.0, 1.9e-3, 0.5),
+                series("dask", 550.0, 10.7e-3, 0.6),
+            ],
+            pi_points: 1_000_000,
+            workers: 2,
+        };
+        let dir = std::env::temp_dir().join(format!("ferry-plot-test-{}", std::process::id()));
+        draw(&sitting, &dir).unwrap();
+        let (w, h, rgb) = pixels(&dir.join("throughput.png"));
+        assert_eq!((w, h), (W, H));
+        let share = |c: RGBColor, x0: u32, x1: u32| {
+            let hits = rgb
+                .chunks_exact(3)
+                .enumerate()
+                .filter(|(i, p)| {
+                    let x = (*i as u32) % w;
+                    (x0..x1).contains(&x) && **p == [c.0, c.1, c.2]
+                })
+                .count();
+            hits as f64 / f64::from((x1 - x0) * h)
+        };
+        // Each half holds one bar a system, in its color; the slots share
+        // the width, so the rightmost bar reaches the plot's right edge.
+        for (i, _) in sitting.systems.iter().enumerate() {
+            assert!(
+                share(COLORS[i], 0, w / 2) > 0.01,
+                "bar {i} of the tasks/s half is missing"
+            );
+            assert!(
+                share(COLORS[i], w / 2, w) > 0.005,
+                "bar {i} of the rtt half is missing"
+            );
+        }
+        let last = COLORS[sitting.systems.len() - 1];
+        assert!(
+            share(last, w / 2 - w / 10, w / 2) > 0.02,
+            "no empty slot after the last system"
+        );
+        let (w, h, _) = pixels(&dir.join("pi-blocks.png"));
+        assert_eq!((w, h), (W, H));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
