@@ -466,6 +466,7 @@ fn bench_quick_runs_the_whole_suite_and_checks_every_result() {
     for (bench, case) in [
         ("instantiate", "instantiate"),
         ("pi", "Wasm / native"),
+        ("pi", "100 × pi(10000) on "),
         ("noop", "strict, 1 endpoint"),
         ("noop", "group, 1 endpoint"),
         ("noop", "none, 1 endpoint"),
@@ -477,6 +478,10 @@ fn bench_quick_runs_the_whole_suite_and_checks_every_result() {
         ("cold start", "endpoint restart"),
         ("pi blocks", "100 × pi(10000), blocks of 1:"),
         ("pi blocks", "100 × pi(10000), blocks of 100:"),
+        (
+            "pi blocks",
+            "blocks of 100 ÷ the same calls on the host's threads",
+        ),
         ("kmeans", "Wasm CPU / native"),
         ("blob", "4 MiB, `remote`"),
         ("queue", "2000 queued: service RSS"),

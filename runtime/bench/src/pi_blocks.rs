@@ -60,6 +60,9 @@ pub(crate) async fn run(
     let ideal = report
         .median_of("pi", "pi(")
         .map(|single| TASKS as f64 * single / crate::suite::workers() as f64);
+    // The same 100 calls on as many threads straight on the host: the
+    // part of the gap that the machine, not the fabric, accounts for.
+    let on_threads = report.median_of("pi", "100 × pi(");
     for (block, secs) in &totals {
         let mut fig = Figure::new(
             "pi blocks",
@@ -78,6 +81,14 @@ pub(crate) async fn run(
             );
         }
         report.add(fig);
+        if let (100, Some(threads)) = (*block, on_threads) {
+            report.add(Figure::new(
+                "pi blocks",
+                "blocks of 100 ÷ the same calls on the host's threads, run by run",
+                Unit::Ratio,
+                secs.iter().map(|s| s / threads).collect(),
+            ));
+        }
     }
     Ok(totals)
 }
