@@ -6,12 +6,14 @@
 //! blocks do. Scale-in drains workers; a busy one is never killed.
 
 mod local;
+mod manager;
 mod provider;
 mod settings;
 mod slurm;
 mod strategy;
 
 pub use local::LocalProvider;
+pub use manager::{Decision, Fabric, Manager, Workers};
 pub use provider::{BlockSpec, JobEnd, JobId, JobState, Provider};
 pub use settings::{InvalidSetting, Settings};
 pub use slurm::{SlurmConfig, SlurmProvider, available as slurm_available};
