@@ -207,6 +207,18 @@ impl Model {
         }
     }
 
+    /// `periods` of arrivals that wobble between 3 and 9 a period.
+    async fn steady(&mut self, seed: &mut u64, periods: u32) {
+        for _ in 0..periods {
+            *seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.arrive(3 + (*seed >> 33) % 7);
+            self.tick();
+            advance(PERIOD).await;
+        }
+    }
+
     fn phases(&self) -> Vec<Phase> {
         self.strategy.blocks().map(|b| b.phase).collect()
     }
@@ -368,28 +380,14 @@ async fn a_steady_load_does_not_oscillate() {
     // 6 tasks a period against blocks of 4 slots: two blocks, busy in
     // turn, with arrivals that wobble between 3 and 9.
     let mut seed: u64 = 7;
-    for _ in 0..3_600 {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        m.arrive(3 + (seed >> 33) % 7);
-        m.tick();
-        advance(PERIOD).await;
-    }
+    m.steady(&mut seed, 3_600).await;
     // The third block is wanted for one period in seven, and let go when
     // no peak came for a whole hold; each time it is asked for again the
     // hold doubles, so the flapping dies out within minutes.
     assert!(m.submits <= 12, "{} blocks asked for in an hour", m.submits);
     assert!(m.strategy.hold() > Duration::from_secs(10));
     let (submits, scaled_in) = (m.submits, m.drains + m.cancels);
-    for _ in 0..1_800 {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        m.arrive(3 + (seed >> 33) % 7);
-        m.tick();
-        advance(PERIOD).await;
-    }
+    m.steady(&mut seed, 1_800).await;
     assert_eq!(
         (m.submits, m.drains + m.cancels),
         (submits, scaled_in),
