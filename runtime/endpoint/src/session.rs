@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use ferry_proto::v1::{
     endpoint_message, endpoints_client::EndpointsClient, service_message, task_outcome,
 };
 use futures::FutureExt;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -37,6 +38,40 @@ fn outcome_bytes(o: &TaskOutcome) -> usize {
 }
 
 type Running = Arc<Mutex<HashMap<String, JoinHandle<()>>>>;
+
+/// How a session ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// The service closed it: dial again.
+    Closed,
+    /// The service drained this worker (its block is scaled in): every task
+    /// it held ran and was answered, so the agent exits.
+    Drained,
+}
+
+/// Tasks held here whose outcomes have not yet gone to the service: a
+/// draining worker leaves when this reaches zero.
+#[derive(Default)]
+struct Outstanding {
+    count: AtomicUsize,
+    settled: Notify,
+}
+
+impl Outstanding {
+    fn add(&self, n: usize) {
+        self.count.fetch_add(n, Ordering::SeqCst);
+    }
+
+    fn done(&self, n: usize) {
+        if n > 0 && self.count.fetch_sub(n, Ordering::SeqCst) == n {
+            self.settled.notify_one();
+        }
+    }
+
+    fn none(&self) -> bool {
+        self.count.load(Ordering::SeqCst) == 0
+    }
+}
 
 /// Aborts a session's helper tasks and the tasks it runs when dropped. The
 /// service requeues what was in flight.
@@ -62,7 +97,7 @@ impl Drop for Teardown {
 }
 
 impl Agent {
-    pub(super) async fn session(self: Arc<Self>) -> anyhow::Result<()> {
+    pub(super) async fn session(self: Arc<Self>) -> anyhow::Result<Ended> {
         let channel = ferry_proto::dial(&self.config.service, &self.config.tls)
             .with_context(|| format!("bad service URL `{}`", self.config.service))?
             .connect_timeout(Duration::from_secs(5))
@@ -78,6 +113,7 @@ impl Agent {
             concurrency: self.config.concurrency,
             version: env!("CARGO_PKG_VERSION").into(),
             offers: self.grants.offers().iter().map(Into::into).collect(),
+            block: self.config.block.clone().unwrap_or_default(),
         })))
         .await?;
         let window = Arc::new(Mutex::new(Window::new(
@@ -93,11 +129,14 @@ impl Agent {
             .into_inner();
 
         let running: Running = Arc::default();
+        let outstanding = Arc::new(Outstanding::default());
+        let draining = Arc::new(AtomicBool::new(false));
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(TaskOutcome, Duration)>();
         // Results go up in batches: whatever finished while the last batch
         // was sent; the credits with them keep the window full.
         let results_out = out.clone();
         let batch_window = window.clone();
+        let (batch_outstanding, batch_draining) = (outstanding.clone(), draining.clone());
         let batcher = tokio::spawn(async move {
             while let Some(first) = done_rx.recv().await {
                 let mut ran = first.1;
@@ -115,9 +154,16 @@ impl Agent {
                         Err(_) => break,
                     }
                 }
-                let credits = lock(&batch_window).ended(outcomes.len() as u32, ran);
+                let n = outcomes.len();
+                let mut credits = lock(&batch_window).ended(n as u32, ran);
+                // A draining worker asks for nothing more.
+                if batch_draining.load(Ordering::SeqCst) {
+                    credits = 0;
+                }
                 let results = send(endpoint_message::Kind::Results(ResultBatch { outcomes }));
-                if results_out.send(results).await.is_err()
+                let sent = results_out.send(results).await.is_ok();
+                batch_outstanding.done(n);
+                if !sent
                     || (credits > 0
                         && results_out
                             .send(send(endpoint_message::Kind::Credits(credits)))
@@ -164,9 +210,16 @@ impl Agent {
         };
 
         let result = loop {
-            let msg = match incoming.message().await {
+            if draining.load(Ordering::SeqCst) && outstanding.none() {
+                break Ok(Ended::Drained);
+            }
+            let next = tokio::select! {
+                m = incoming.message() => m,
+                () = outstanding.settled.notified(), if draining.load(Ordering::SeqCst) => continue,
+            };
+            let msg = match next {
                 Ok(Some(m)) => m,
-                Ok(None) => break Ok(()),
+                Ok(None) => break Ok(Ended::Closed),
                 Err(e) => break Err(anyhow::Error::from(e).context("the session stream broke")),
             };
             match msg.kind {
@@ -187,6 +240,7 @@ impl Agent {
                         // cannot remove itself before it is listed (a stale entry
                         // would be reported in heartbeats and freed twice).
                         let mut held = running.lock().unwrap_or_else(|p| p.into_inner());
+                        outstanding.add(1);
                         let handle = tokio::spawn(async move {
                             let Ok(_permit) = agent.workers.clone().acquire_owned().await else {
                                 return;
@@ -216,11 +270,16 @@ impl Agent {
                                     }
                                 }
                             };
-                            running2
+                            // Cancelled meanwhile: the cancel freed its slot,
+                            // and its outcome is moot.
+                            let mine = running2
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
-                                .remove(&outcome.task_id);
-                            let _ = done.send((outcome, began.elapsed()));
+                                .remove(&outcome.task_id)
+                                .is_some();
+                            if mine {
+                                let _ = done.send((outcome, began.elapsed()));
+                            }
                         });
                         held.insert(id, handle);
                     }
@@ -237,17 +296,36 @@ impl Agent {
                             freed += 1;
                         }
                     }
+                    outstanding.done(freed as usize);
                     let credits = lock(&window).freed(freed);
-                    if credits > 0 {
+                    if credits > 0 && !draining.load(Ordering::SeqCst) {
                         let _ = out
                             .send(send(endpoint_message::Kind::Credits(credits)))
                             .await;
                     }
                 }
+                Some(service_message::Kind::Drain(_)) => {
+                    tracing::info!(
+                        endpoint = %self.config.name,
+                        block = self.config.block.as_deref().unwrap_or(""),
+                        holding = lock(&running).len(),
+                        "draining: taking no more tasks, finishing those held"
+                    );
+                    draining.store(true, Ordering::SeqCst);
+                }
                 Some(service_message::Kind::Heartbeat(_)) | None => {}
             }
         };
         drop(teardown);
+        if let Ok(Ended::Drained) = result {
+            // Every outcome is queued on the stream: closing our side lets
+            // the service read them, then end the session; wait for that,
+            // so that the process exits only once they are delivered.
+            drop(out);
+            drop(done_tx);
+            while let Ok(Some(_)) = incoming.message().await {}
+            tracing::info!(endpoint = %self.config.name, "drained; leaving");
+        }
         result
     }
 

@@ -77,6 +77,11 @@ pub(crate) enum Event<'a> {
     SessionOpen {
         endpoint: &'a str,
     },
+    /// An elastic endpoint's block told to drain.
+    Drain {
+        endpoint: &'a str,
+        block: &'a str,
+    },
     /// A call whose token was missing, unknown, expired or revoked.
     Unauthenticated {
         reason: &'a str,

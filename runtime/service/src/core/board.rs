@@ -34,6 +34,8 @@ pub enum ToEndpoint {
     Tasks(Vec<Assignment>),
     /// Stop these: cancelled, or no longer leased to this session.
     Cancel(Vec<String>),
+    /// Take no more tasks, finish those held, then close and exit.
+    Drain,
 }
 
 /// A task's record as watchers see it after a committed change.
@@ -48,6 +50,9 @@ pub struct Hello {
     /// What it lends tasks (GPU, cameras, mounts, variables), each to the
     /// functions named.
     pub offers: Vec<Offer>,
+    /// The elastic endpoint's block it belongs to; empty for an agent
+    /// started by hand.
+    pub block: String,
 }
 
 /// A task leased to one session: only that session's outcome counts.
@@ -75,6 +80,9 @@ pub(crate) struct Session {
     /// or a variable goes only to a session that grants it, whatever other
     /// agents of its name have.
     pub(crate) grants: Grants,
+    pub(crate) block: String,
+    /// Told to drain: it gets no credits and no tasks.
+    pub(crate) draining: bool,
 }
 
 impl Session {
@@ -94,6 +102,8 @@ pub(crate) struct EndpointFacts {
     pub(crate) last_heartbeat_ms: i64,
     /// Outcomes its sessions reported (and the broker accepted) since start.
     pub(crate) tasks_run: u64,
+    /// What its manager last reported, if it is elastic.
+    pub(crate) manager: Option<super::ManagerReport>,
 }
 
 /// How far into a queue dispatch looks for a task a session can serve.

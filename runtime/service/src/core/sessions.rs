@@ -6,7 +6,7 @@ use ferry_policy::{Grants, Offer};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{Broker, Error, Hello, Result, Session, ToEndpoint};
+use super::{Broker, Error, Hello, ManagerReport, Result, Session, ToEndpoint, WorkerView};
 
 /// One endpoint name as the service sees it, for `ferry status`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -21,6 +21,10 @@ pub struct EndpointView {
     /// each thing once.
     pub offers: Vec<Offer>,
     pub tasks_run: u64,
+    /// Its connected agents, in the order they joined.
+    pub workers: Vec<WorkerView>,
+    /// What its manager last reported, if it is elastic.
+    pub manager: Option<ManagerReport>,
 }
 
 impl Broker {
@@ -47,6 +51,8 @@ impl Broker {
                     last_seen: Instant::now(),
                     last_seen_ms: ferry_proto::now_ms(),
                     grants: Grants::new(name.clone(), hello.offers.clone()),
+                    block: hello.block.clone(),
+                    draining: false,
                 },
             );
             b.gather_facts(&name);
@@ -55,7 +61,7 @@ impl Broker {
         if new_name {
             self.store.put_endpoint(&name).map_err(Error::internal)?;
         }
-        tracing::info!(session = sid, endpoint = %name, version = %hello.version, "session opened");
+        tracing::info!(session = sid, endpoint = %name, block = %hello.block, version = %hello.version, "session opened");
         Ok((sid, rx))
     }
 
@@ -63,7 +69,9 @@ impl Broker {
     /// tasks.
     pub fn add_credits(&self, sid: u64, credits: u32) -> Result<()> {
         self.transition(|txn| {
-            if let Some(s) = txn.board.sessions.get_mut(&sid) {
+            if let Some(s) = txn.board.sessions.get_mut(&sid)
+                && !s.draining
+            {
                 s.credits = s.credits.saturating_add(credits);
                 let endpoint = s.endpoint.clone();
                 txn.wake(endpoint);
@@ -206,6 +214,8 @@ impl Broker {
                         offers
                     },
                     tasks_run: facts.tasks_run,
+                    workers: b.workers(name),
+                    manager: facts.manager,
                 }
             })
             .collect()

@@ -702,3 +702,80 @@ fn a_consumer_submitted_while_its_producer_commits_sees_the_result() {
         "fed the producer's result"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_drained_block_gets_no_more_work_and_its_load_is_reported_by_block() {
+    let f = fixture(rules());
+    let ids: Vec<String> = (0..6).map(|i| format!("t{i}")).collect();
+    f.broker
+        .admit(ids.iter().map(|id| task(id)).collect())
+        .unwrap();
+    let block = |b: &str| Hello {
+        concurrency: 2,
+        block: b.into(),
+        ..hello()
+    };
+    let (a, mut rx_a) = f.broker.open_session(block("pool-1")).unwrap();
+    let (b, mut rx_b) = f.broker.open_session(block("pool-2")).unwrap();
+    f.broker.add_credits(a, 2).unwrap();
+    let held = assigned(&mut rx_a);
+    assert_eq!(held.len(), 2);
+
+    let report = ManagerReport {
+        provider: "local".into(),
+        blocks: vec![BlockReport {
+            id: "pool-1".into(),
+            job: "41".into(),
+            phase: "running".into(),
+            workers: 1,
+            in_flight: 2,
+        }],
+        at_ms: 0,
+    };
+    let load = f.broker.manager_report("pool", report.clone()).unwrap();
+    assert_eq!((load.queued, load.running), (4, 2));
+    let by_block: Vec<(&str, u32, bool)> = load
+        .workers
+        .iter()
+        .map(|w| (w.block.as_str(), w.in_flight, w.draining))
+        .collect();
+    assert_eq!(by_block, [("pool-1", 2, false), ("pool-2", 0, false)]);
+
+    // Draining pool-1: told once, its credits gone, and credits it sends
+    // later buy it nothing; pool-2 takes the rest.
+    assert_eq!(f.broker.drain("pool", "pool-1").unwrap(), 1);
+    assert!(matches!(rx_a.try_recv(), Ok(ToEndpoint::Drain)));
+    f.broker.add_credits(a, 4).unwrap();
+    assert!(
+        assigned(&mut rx_a).is_empty(),
+        "a draining worker gets no work"
+    );
+    f.broker.add_credits(b, 4).unwrap();
+    assert_eq!(assigned(&mut rx_b).len(), 4);
+    // What it held still counts: it finishes it.
+    for (i, t) in held.iter().enumerate() {
+        let n = f
+            .broker
+            .record_outcomes(a, vec![success(t, i as u64)])
+            .unwrap();
+        assert_eq!(n, 1, "a draining worker's outcomes are kept");
+    }
+    assert_eq!(f.broker.drain("pool", "pool-9").unwrap(), 0);
+    assert!(f.broker.drain("pool", "").is_err(), "no block, no drain");
+
+    let view = f.broker.endpoints();
+    let pool = view.iter().find(|e| e.name == "pool").unwrap();
+    assert_eq!(
+        pool.manager.as_ref().map(|m| &m.blocks),
+        Some(&report.blocks)
+    );
+    assert!(
+        pool.workers
+            .iter()
+            .any(|w| w.block == "pool-1" && w.draining)
+    );
+    f.broker.session_lost(a).unwrap();
+    for t in &held {
+        assert_eq!(stored(&f, &t.task_id).state, TaskState::Succeeded);
+    }
+}

@@ -15,7 +15,10 @@ use tonic::{Request, Response, Status, Streaming};
 use super::{BoxStream, blocking, internal, status};
 use crate::Service;
 use crate::audit::Event;
-use crate::core::{Failure, Hello, Outcome, TaskOutput, ToEndpoint};
+use crate::core::{
+    BlockReport, Failure, Hello, ManagerReport, Outcome, Principal, TaskOutput, ToEndpoint,
+    WorkerView,
+};
 
 /// Most bytes of stdout and of stderr, and log lines, the service keeps per
 /// task, whatever an endpoint sends.
@@ -44,6 +47,7 @@ fn to_endpoint(m: ToEndpoint) -> ServiceMessage {
                 .collect(),
         }),
         ToEndpoint::Cancel(task_ids) => service_message::Kind::Cancel(pb::CancelTasks { task_ids }),
+        ToEndpoint::Drain => service_message::Kind::Drain(pb::Drain {}),
     };
     ServiceMessage { kind: Some(kind) }
 }
@@ -83,6 +87,46 @@ fn outcome(o: pb::TaskOutcome) -> Outcome {
         started_at_ms: o.started_at_ms,
         finished_at_ms: o.finished_at_ms,
         output,
+    }
+}
+
+impl Service {
+    /// An endpoint's manager holds its credential; its owner and an admin
+    /// may act for it too.
+    fn may_manage(&self, who: &Principal, name: &str) -> Result<(), Status> {
+        if !self.inner.config.auth || who.admin || who.endpoint.as_deref() == Some(name) {
+            return Ok(());
+        }
+        match self.inner.identities.endpoint(name) {
+            Some(e) if who.endpoint.is_none() && e.owner == *who.user => Ok(()),
+            Some(_) => Err(Status::permission_denied(format!(
+                "managing endpoint `{name}` takes its credential or its owner's token"
+            ))),
+            None => Err(Status::not_found(format!(
+                "endpoint `{name}` is not registered"
+            ))),
+        }
+    }
+}
+
+fn block_report(b: pb::BlockStatus) -> BlockReport {
+    BlockReport {
+        id: b.id,
+        job: b.job,
+        phase: b.phase,
+        workers: b.workers,
+        in_flight: b.in_flight,
+    }
+}
+
+pub(super) fn worker_status(w: &WorkerView) -> pb::WorkerStatus {
+    pb::WorkerStatus {
+        session_id: w.session.to_string(),
+        block: w.block.clone(),
+        capacity: w.capacity,
+        in_flight: w.in_flight,
+        draining: w.draining,
+        last_heartbeat_ms: w.last_seen_ms,
     }
 }
 
@@ -132,6 +176,7 @@ impl endpoints_server::Endpoints for Service {
             concurrency: hello.concurrency,
             version: hello.version,
             offers: ferry_proto::offers_from_wire(&hello.offers),
+            block: hello.block,
         };
         let (sid, from_broker) = self
             .inner
@@ -207,6 +252,49 @@ impl endpoints_server::Endpoints for Service {
             }
         });
         Ok(Response::new(Box::pin(out)))
+    }
+
+    async fn load(
+        &self,
+        req: Request<pb::LoadRequest>,
+    ) -> Result<Response<pb::EndpointLoad>, Status> {
+        let who = super::caller_or_endpoint(&req)?;
+        let req = req.into_inner();
+        self.may_manage(&who, &req.name)?;
+        let report = ManagerReport {
+            provider: req.provider,
+            blocks: req.blocks.into_iter().map(block_report).collect(),
+            at_ms: 0,
+        };
+        let service = self.clone();
+        let load = blocking(move || service.inner.broker.manager_report(&req.name, report)).await?;
+        Ok(Response::new(pb::EndpointLoad {
+            queued: load.queued,
+            running: load.running,
+            workers: load.workers.iter().map(worker_status).collect(),
+        }))
+    }
+
+    async fn drain(
+        &self,
+        req: Request<pb::DrainRequest>,
+    ) -> Result<Response<pb::DrainResponse>, Status> {
+        let who = super::caller_or_endpoint(&req)?;
+        let req = req.into_inner();
+        self.may_manage(&who, &req.name)?;
+        let workers = self
+            .inner
+            .broker
+            .drain(&req.name, &req.block)
+            .map_err(status)?;
+        self.inner.audit.record(
+            &who,
+            Event::Drain {
+                endpoint: &req.name,
+                block: &req.block,
+            },
+        );
+        Ok(Response::new(pb::DrainResponse { workers }))
     }
 
     type FetchComponentStream = BoxStream<pb::ComponentChunk>;

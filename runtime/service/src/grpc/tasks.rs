@@ -293,6 +293,29 @@ impl tasks_server::Tasks for Service {
                     .collect(),
                 offers: e.offers.iter().map(Into::into).collect(),
                 tasks_run: e.tasks_run,
+                workers: e
+                    .workers
+                    .iter()
+                    .map(super::endpoints::worker_status)
+                    .collect(),
+                blocks: e
+                    .manager
+                    .iter()
+                    .flat_map(|m| &m.blocks)
+                    .map(|b| pb::BlockStatus {
+                        id: b.id.clone(),
+                        job: b.job.clone(),
+                        phase: b.phase.clone(),
+                        workers: b.workers,
+                        in_flight: b.in_flight,
+                    })
+                    .collect(),
+                provider: e
+                    .manager
+                    .as_ref()
+                    .map(|m| m.provider.clone())
+                    .unwrap_or_default(),
+                manager_seen_ms: e.manager.as_ref().map_or(0, |m| m.at_ms),
                 name: e.name,
             })
             .collect();
