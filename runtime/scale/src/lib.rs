@@ -5,6 +5,8 @@
 //! its [`Strategy`] grows and shrinks them with the queue, as Parsl's
 //! blocks do. Scale-in drains workers; a busy one is never killed.
 
+#[cfg(feature = "kubernetes")]
+mod kubernetes;
 mod local;
 mod manager;
 mod provider;
@@ -12,6 +14,11 @@ mod settings;
 mod slurm;
 mod strategy;
 
+#[cfg(feature = "kubernetes")]
+pub use kubernetes::{
+    KubernetesConfig, KubernetesProvider, job_for as kubernetes_job_for,
+    job_name as kubernetes_job_name, state_of as kubernetes_state_of,
+};
 pub use local::LocalProvider;
 pub use manager::{Decision, Fabric, Manager, Workers};
 pub use provider::{BlockSpec, JobEnd, JobId, JobState, Provider};

@@ -86,3 +86,22 @@ pub trait Provider: Send + Sync {
     /// Ends a job (its workers are killed).
     fn cancel<'a>(&'a self, job: &'a JobId) -> BoxFuture<'a, anyhow::Result<()>>;
 }
+
+/// A provider chosen at run time, from an endpoint's config.
+impl Provider for Box<dyn Provider> {
+    fn kind(&self) -> &'static str {
+        (**self).kind()
+    }
+
+    fn submit<'a>(&'a self, block: &'a BlockSpec) -> BoxFuture<'a, anyhow::Result<JobId>> {
+        (**self).submit(block)
+    }
+
+    fn status<'a>(&'a self, jobs: &'a [JobId]) -> BoxFuture<'a, anyhow::Result<Vec<JobState>>> {
+        (**self).status(jobs)
+    }
+
+    fn cancel<'a>(&'a self, job: &'a JobId) -> BoxFuture<'a, anyhow::Result<()>> {
+        (**self).cancel(job)
+    }
+}
