@@ -206,8 +206,10 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// Ctrl-C, or SIGTERM (systemd, Kubernetes): an elastic endpoint's manager
+/// then cancels its blocks rather than leave them running.
 pub(crate) async fn shutdown_signal() {
-    let _ = tokio::signal::ctrl_c().await;
+    ferry_endpoint::stop_signal().await
 }
 
 pub fn up(service: &ServiceArg, args: UpArgs) -> anyhow::Result<ExitCode> {

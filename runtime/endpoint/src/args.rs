@@ -38,6 +38,10 @@ pub struct StartArgs {
     /// Endpoint name (overrides the config file).
     #[arg(long)]
     pub name: Option<String>,
+    /// The block of an elastic endpoint this agent is a worker of (its
+    /// manager sets it).
+    #[arg(long, env = "FERRY_BLOCK")]
+    pub block: Option<String>,
     #[arg(long)]
     pub concurrency: Option<u32>,
     /// Tasks held ready beyond those running (default: adapts to 5 ms of
@@ -95,6 +99,7 @@ impl StartArgs {
         if let Some(n) = self.name {
             c.name = n;
         }
+        c.block = self.block.filter(|b| !b.is_empty());
         if self.ca.is_some() || self.client_cert.is_some() {
             c.tls = ferry_proto::tls::ClientTls::from_files(
                 self.ca.as_deref(),

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 #[cfg(feature = "camera")]
 use crate::cameras::{CameraConfig, Source as CameraSource};
+pub use crate::provider::{ProviderConfig, ProviderKind};
 
 /// An endpoint's configuration (the TOML file of `ferry endpoint start --config`).
 #[derive(Debug, Clone)]
@@ -63,6 +64,18 @@ pub struct EndpointConfig {
     /// functions its grant names.
     #[cfg(feature = "camera")]
     pub cameras: Vec<CameraConfig>,
+    /// The block of an elastic endpoint this agent belongs to
+    /// (`FERRY_BLOCK`, set by its manager): it is a worker, and its
+    /// `[provider]` is its manager's business.
+    pub block: Option<String>,
+    /// With no block: this endpoint is a manager of blocks of workers.
+    pub provider: Option<ProviderConfig>,
+    /// The config file it was read from, which workers are started with.
+    pub config_file: Option<PathBuf>,
+    /// How this program is run as an endpoint (`ferry-endpoint`, or
+    /// `ferry endpoint start`): a manager starts its workers so, unless its
+    /// `[provider]` names a `command`.
+    pub program: Vec<String>,
 }
 
 /// Ceilings on what a submission may ask of this endpoint.
@@ -106,6 +119,12 @@ impl EndpointConfig {
             shared_blob_store: None,
             #[cfg(feature = "camera")]
             cameras: Vec::new(),
+            block: None,
+            provider: None,
+            config_file: None,
+            program: std::env::current_exe()
+                .map(|p| vec![p.display().to_string()])
+                .unwrap_or_else(|_| vec!["ferry-endpoint".into()]),
         }
     }
 
@@ -116,7 +135,8 @@ impl EndpointConfig {
     /// `ca`, `client_cert` and `client_key` (PEM files, for an `https://`
     /// service), `submitters` and `allowed_functions` (checked here again,
     /// whatever the service admits), `[limits]` with `timeout`, `memory`, `output`, `gpu_buffer`,
-    /// `gpu_memory`, `blob_output` (e.g. `"5s"`, `"64MiB"`), `[[cameras]]`
+    /// `gpu_memory`, `blob_output` (e.g. `"5s"`, `"64MiB"`), `[provider]` (see
+    /// [`ProviderConfig`]), `[[cameras]]`
     /// with `name`, `backend` (`v4l2`, `test-pattern`, `replay`), `device`
     /// (v4l2), `dir` (replay), `width`, `height`, `fps`, `open` (`start` or
     /// `first-use`) and `functions`, and
@@ -152,6 +172,7 @@ impl EndpointConfig {
             cameras: Vec<FileCamera>,
             #[serde(default)]
             env: Vec<FileEnv>,
+            provider: Option<crate::provider::ProviderFile>,
         }
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -318,6 +339,8 @@ impl EndpointConfig {
                 functions: cam.functions,
             });
         }
+        c.provider = f.provider.map(|p| p.resolve(c.concurrency)).transpose()?;
+        c.config_file = Some(std::path::absolute(path)?);
         if let Some(h) = f.heartbeat {
             c.heartbeat = ferry_host::parse_duration(&h)?;
         }

@@ -13,10 +13,12 @@ mod blobs;
 mod cameras;
 mod config;
 mod credential;
+mod elastic;
 mod fetch;
 mod grants;
 #[cfg(feature = "cli")]
 mod logging;
+mod provider;
 mod session;
 mod window;
 
@@ -24,7 +26,7 @@ mod window;
 pub use args::StartArgs;
 #[cfg(feature = "camera")]
 pub use cameras::{CameraConfig, Source as CameraSource};
-pub use config::{EndpointConfig, MaxLimits};
+pub use config::{EndpointConfig, MaxLimits, ProviderConfig, ProviderKind};
 pub use credential::CREDENTIAL_ENV;
 #[cfg(feature = "cli")]
 pub use logging::{LogGuard, init_logging, init_logging_with};
@@ -34,11 +36,16 @@ use std::time::Duration;
 
 use ferry_host::{GpuChoice, Host, HostConfig};
 
-/// Runs the endpoint until `shutdown` resolves, redialling as needed.
+/// Runs the endpoint until `shutdown` resolves, redialling as needed; or,
+/// with a `[provider]` and no block of its own, its manager. A worker that
+/// is drained returns once its tasks are answered.
 pub async fn run(
     config: EndpointConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    if config.provider.is_some() && config.block.is_none() {
+        return elastic::manage(config, shutdown).await;
+    }
     let bearer = ferry_proto::auth::Bearer::default();
     let host = Host::new(HostConfig {
         cache_dir: config.cache_dir.clone(),
@@ -123,7 +130,8 @@ pub async fn run(
             _ = &mut shutdown => return Ok(()),
             r = agent.clone().session() => {
                 match r {
-                    Ok(()) => {
+                    Ok(session::Ended::Drained) => return Ok(()),
+                    Ok(session::Ended::Closed) => {
                         tracing::info!(endpoint = %agent.config.name, "the service closed the session; redialling");
                         backoff = Duration::from_millis(100);
                     }
@@ -150,6 +158,23 @@ pub async fn run(
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
+}
+
+/// Resolves on Ctrl-C or SIGTERM, the signals a person, systemd and
+/// Kubernetes stop a process with.
+pub async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 struct Agent {

@@ -38,7 +38,5 @@ fn run(args: Args) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(ferry_endpoint::run(c, async {
-        let _ = tokio::signal::ctrl_c().await;
-    }))
+    runtime.block_on(ferry_endpoint::run(c, ferry_endpoint::stop_signal()))
 }

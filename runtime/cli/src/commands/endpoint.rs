@@ -140,6 +140,10 @@ fn start(args: ferry_endpoint::StartArgs) -> anyhow::Result<ExitCode> {
     if c.cache_dir.is_none() {
         c.cache_dir = crate::local::default_cache_dir();
     }
+    // An elastic endpoint's workers are started as this one was.
+    if let Ok(exe) = std::env::current_exe() {
+        c.program = vec![exe.display().to_string(), "endpoint".into(), "start".into()];
+    }
     eprintln!(
         "ferry endpoint `{}` dialling {} ({} slots)",
         c.name, c.service, c.concurrency
