@@ -168,6 +168,10 @@ async fn a_local_manager_grows_with_a_burst_then_drains_and_ends_its_blocks() {
     stop(&mut m);
 }
 
+/// Samples of a task that runs for seconds, so that it is still running
+/// when its worker is drained.
+const LONG: u64 = 800_000_000;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_worker_finishes_the_task_it_holds() {
     let dir = tempfile::tempdir().unwrap();
@@ -189,9 +193,39 @@ async fn a_drained_worker_finishes_the_task_it_holds() {
     .await;
     let block = e.workers[0].block.clone();
     assert!(block.starts_with("draining-"), "{block}");
+    // `ferry status` shows the block, its job and its worker.
+    let e = until(
+        &client,
+        "draining",
+        Duration::from_secs(60),
+        "the block running",
+        |e| {
+            e.blocks
+                .iter()
+                .any(|b| b.id == block && b.phase == "running")
+        },
+    )
+    .await;
+    let shown = command()
+        .args(["status", "--service", &format!("http://127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("draining (local provider"), "{shown}");
+    let row = shown
+        .lines()
+        .find(|l| l.contains(&block) && l.contains("running"))
+        .unwrap_or_else(|| panic!("no row for {block}: {shown}"));
+    assert!(row.contains(&e.blocks[0].job), "{row}");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains(&block) && l.contains("serving")),
+        "{shown}"
+    );
     // A long task, held by the worker when the drain comes.
     let long = client
-        .submit::<_, f64>("draining", &pi, "pi", &(60_000_000u64, 7u64))
+        .submit::<_, f64>("draining", &pi, "pi", &(LONG, 7u64))
         .await
         .unwrap();
     until(
@@ -212,14 +246,20 @@ async fn a_drained_worker_finishes_the_task_it_holds() {
         .unwrap()
         .into_inner();
     assert_eq!(told.workers, 1);
+    let drained_at = ferry_proto::now_ms();
     let long_id = long.task_id().to_owned();
     let v: f64 = tokio::time::timeout(Duration::from_secs(300), long)
         .await
         .expect("result in time")
         .unwrap();
-    assert_eq!(v, estimate::pi(60_000_000, 7));
+    assert_eq!(v, estimate::pi(LONG, 7));
     let t = client.task(&long_id).await.unwrap();
     assert_eq!((t.attempts, t.lost), (0, 0), "it ran once, to its end");
+    let finished = t.history.last().map_or(0, |h| h.at_ms);
+    assert!(
+        finished >= drained_at,
+        "the task ended before the drain came; make LONG longer"
+    );
     // The worker left once its task was answered.
     until(
         &client,

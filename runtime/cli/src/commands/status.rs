@@ -54,6 +54,9 @@ pub fn status(service: &ServiceArg) -> anyhow::Result<ExitCode> {
                 e.queued
             );
         }
+        for e in &s.endpoints {
+            elastic(e, now);
+        }
         println!();
         for c in &s.tasks {
             let state = TaskState::try_from(c.state).unwrap_or(TaskState::Unspecified);
@@ -61,4 +64,60 @@ pub fn status(service: &ServiceArg) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// An elastic endpoint's blocks as its manager last reported them, and its
+/// workers as the service sees them.
+fn elastic(e: &ferry_proto::v1::EndpointStatus, now: i64) {
+    if e.manager_seen_ms == 0 {
+        return;
+    }
+    let phases = ["submitting", "pending", "running", "draining"];
+    let counts: Vec<String> = phases
+        .iter()
+        .map(|p| {
+            let n = e.blocks.iter().filter(|b| b.phase == *p).count();
+            format!("{n} {p}")
+        })
+        .collect();
+    println!(
+        "\n{} ({} provider, reported {:.1}s ago): blocks {}",
+        e.name,
+        e.provider,
+        (now - e.manager_seen_ms) as f64 / 1e3,
+        counts.join(", ")
+    );
+    if !e.blocks.is_empty() {
+        println!(
+            "  {:<28} {:<24} {:<11} {:>7} {:>7}",
+            "BLOCK", "JOB", "PHASE", "WORKERS", "RUNNING"
+        );
+        for b in &e.blocks {
+            let job = if b.job.is_empty() { "-" } else { &b.job };
+            println!(
+                "  {:<28} {job:<24} {:<11} {:>7} {:>7}",
+                b.id, b.phase, b.workers, b.in_flight
+            );
+        }
+    }
+    if !e.workers.is_empty() {
+        println!(
+            "  {:<10} {:<28} {:>8} {:>7}  STATE",
+            "WORKER", "BLOCK", "CAPACITY", "RUNNING"
+        );
+        for w in &e.workers {
+            let block = if w.block.is_empty() {
+                "(by hand)"
+            } else {
+                &w.block
+            };
+            println!(
+                "  {:<10} {block:<28} {:>8} {:>7}  {}",
+                w.session_id,
+                w.capacity,
+                w.in_flight,
+                if w.draining { "draining" } else { "serving" }
+            );
+        }
+    }
 }
