@@ -8,6 +8,7 @@ mod blob;
 mod camera;
 mod cold;
 mod dataflow;
+mod elastic;
 mod kmeans;
 mod peers;
 mod pi_blocks;
@@ -179,6 +180,32 @@ pub enum BenchCommand {
         #[arg(long)]
         keep: Option<PathBuf>,
     },
+    /// The seed's elasticity picture: a burst of pi tasks to an elastic
+    /// endpoint with no block, then idle; workers over time, the time to the
+    /// first new worker's first task and from idle to scale-in.
+    Elastic {
+        #[arg(long, default_value_t = 200)]
+        tasks: u64,
+        /// Points per pi task.
+        #[arg(long, default_value_t = 20_000_000)]
+        points: u64,
+        #[arg(long, default_value_t = 2)]
+        max_blocks: u32,
+        #[arg(long, default_value = "10s", value_parser = |s: &str| ferry_host::parse_duration(s).map_err(|e| e.to_string()))]
+        max_idletime: Duration,
+        /// The strategy's period.
+        #[arg(long, default_value = "1s", value_parser = |s: &str| ferry_host::parse_duration(s).map_err(|e| e.to_string()))]
+        period: Duration,
+        /// `slurm` or `local` (default: Slurm where `sinfo` answers).
+        #[arg(long)]
+        provider: Option<String>,
+        /// The Slurm partition (default: the cluster's own).
+        #[arg(long)]
+        partition: Option<String>,
+        /// Where the PNG goes.
+        #[arg(long, default_value = "elasticity.png")]
+        plot: PathBuf,
+    },
     /// Monte-Carlo pi in Wasm against the same Rust compiled natively.
     Pi {
         /// The `pi` component (default: build it from this checkout).
@@ -194,6 +221,29 @@ pub enum BenchCommand {
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
+    if let BenchCommand::Elastic {
+        tasks,
+        points,
+        max_blocks,
+        max_idletime,
+        period,
+        provider,
+        partition,
+        plot,
+    } = cmd
+    {
+        elastic::run(elastic::Args {
+            tasks: tasks.max(1),
+            points,
+            max_blocks: max_blocks.max(1),
+            max_idletime,
+            period,
+            provider,
+            partition,
+            plot,
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let axis = |security: bool| {
         if security {
             security::Axis::Security
@@ -293,6 +343,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     let mut report = Report::printing();
     match cmd {
         BenchCommand::Noop { .. }
+        | BenchCommand::Elastic { .. }
         | BenchCommand::Rtt { .. }
         | BenchCommand::Kmeans { .. }
         | BenchCommand::Camera { .. }

@@ -28,7 +28,7 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(0x66, 0x66, 0x66),
 ];
 
-fn font() -> anyhow::Result<()> {
+pub(crate) fn font() -> anyhow::Result<()> {
     let path = std::env::var("FERRY_PLOT_FONT").unwrap_or_else(|_| FONT.to_owned());
     let bytes = std::fs::read(&path).with_context(|| {
         format!("reading the plots' font {path} (apt-get install fonts-dejavu-core, or set FERRY_PLOT_FONT)")
@@ -55,9 +55,12 @@ pub(crate) fn draw(sitting: &Sitting, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+pub(crate) type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 
-fn png(path: &Path, body: impl FnOnce(&Area) -> anyhow::Result<()>) -> anyhow::Result<()> {
+pub(crate) fn png(
+    path: &Path,
+    body: impl FnOnce(&Area) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let mut rgb = vec![0u8; (W * H * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut rgb, (W, H)).into_drawing_area();
@@ -76,7 +79,9 @@ fn png(path: &Path, body: impl FnOnce(&Area) -> anyhow::Result<()>) -> anyhow::R
         .with_context(|| format!("writing {}", path.display()))
 }
 
-fn draw_error<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> anyhow::Error {
+pub(crate) fn draw_error<E: std::error::Error + Send + Sync>(
+    e: DrawingAreaErrorKind<E>,
+) -> anyhow::Error {
     anyhow::anyhow!("drawing a plot: {e}")
 }
 

@@ -136,8 +136,27 @@ pub(crate) async fn manage(
             .blocks
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = blocks;
-        for d in manager.step(tokio::time::Instant::now()).await {
-            log(&name, &d);
+        let decided = manager.step(tokio::time::Instant::now()).await;
+        for d in &decided {
+            log(&name, d);
+        }
+        // What changed is shown at once, not a period later.
+        let now = report(manager.strategy());
+        let stale = *manager
+            .fabric()
+            .blocks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            != now;
+        if stale {
+            *manager
+                .fabric()
+                .blocks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = now;
+            if let Err(e) = manager.fabric().load().await {
+                tracing::debug!(endpoint = %name, "reporting blocks: {e:#}");
+            }
         }
     }
     for d in manager.shutdown().await {
