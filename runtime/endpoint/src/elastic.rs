@@ -241,7 +241,7 @@ fn log(endpoint: &str, d: &Decision) {
             end,
             expected,
         } => {
-            if *expected {
+            if *expected || *end == ferry_scale::JobEnd::Completed {
                 tracing::info!(endpoint, block, job = %job, end = %end, "block ended")
             } else {
                 tracing::warn!(endpoint, block, job = %job, end = %end, "block ended unasked; its tasks come back through their leases")
