@@ -4,6 +4,7 @@ mod commands;
 mod demos;
 mod fabric;
 mod local;
+mod pybuild;
 mod scaffold;
 mod tls;
 
@@ -42,6 +43,9 @@ enum Command {
     Run(local::RunArgs),
     /// Create a new function crate that builds out of the box.
     New(scaffold::NewArgs),
+    /// Build a Python module into a component: its functions' type hints
+    /// become the WIT signature (needs the Python package, `python/`).
+    Build(pybuild::BuildArgs),
     /// Run a service and a local endpoint named `local` in one process.
     Up(fabric::UpArgs),
     /// Run the service alone.
@@ -155,6 +159,7 @@ fn main() -> ExitCode {
         Command::Inspect { file } => local::inspect(&file),
         Command::Run(args) => local::run(args),
         Command::New(args) => scaffold::new(args),
+        Command::Build(args) => pybuild::build(args),
         Command::Up(args) => fabric::up(&cli.service, args),
         Command::Serve(args) => fabric::serve(args),
         Command::Endpoint(cmd) => commands::endpoint(&cli.service, cmd),

@@ -131,6 +131,17 @@ pub fn componentize_py() -> Option<PathBuf> {
     have("componentize-py").then(|| PathBuf::from("componentize-py"))
 }
 
+/// The Python of `target/py` (which `.ci/setup` makes), if it has the
+/// ferry package (`python/`, installed editable) and pytest.
+pub fn python() -> Option<PathBuf> {
+    let ours = repo_root().join("target/py/bin/python");
+    Command::new(&ours)
+        .args(["-c", "import ferry, pytest"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+        .then_some(ours)
+}
+
 /// Whether `cargo component` is installed.
 pub fn have_cargo_component() -> bool {
     cargo()
