@@ -15,11 +15,11 @@ import time
 import traceback
 
 
-def noop():
+def noop() -> None:
     return None
 
 
-def pi(num_points, seed):
+def pi(num_points: int, seed: int) -> float:
     """The seed's Monte-Carlo pi, in pure Python as the seed wrote it."""
     import random
 
@@ -87,6 +87,35 @@ class Parsl(Peer):
         parsl.clear()
 
 
+class FerryPython(Peer):
+    """ferry, from its Python package: the same Python functions, built into
+    components (CPython in WebAssembly) and run on the endpoint of the
+    service at FERRY_URL (`ferry up`)."""
+
+    name = "ferry-python"
+
+    def start(self, workers):
+        here = os.path.dirname(os.path.abspath(__file__))
+        sys.path.insert(0, os.path.join(here, "..", "..", "python", "src"))
+        import ferry
+
+        self.version = ferry.__version__
+        self.client = ferry.connect(os.environ.get("FERRY_URL"))
+        endpoint = os.environ.get("FERRY_ENDPOINT", "local")
+        self.apps = {f: ferry.app(endpoint=endpoint)(f) for f in (noop, pi)}
+        for a in self.apps.values():
+            a.build()
+
+    def submit(self, fn, *args):
+        return self.apps[fn](*args)
+
+    def wait(self, futures):
+        return [f.result() for f in futures]
+
+    def stop(self):
+        self.client.close()
+
+
 class Dask(Peer):
     name = "dask"
 
@@ -152,7 +181,7 @@ class Ray(Peer):
         shutil.rmtree(self.temp, ignore_errors=True)
 
 
-PEERS = {p.name: p for p in (Parsl, Dask, Ray)}
+PEERS = {p.name: p for p in (Parsl, Dask, Ray, FerryPython)}
 
 
 def measure_noop(peer, tasks, runs):

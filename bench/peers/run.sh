@@ -5,7 +5,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 venv="${FERRY_PEERS_VENV:-$here/../../target/peers-venv}"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import parsl, distributed, ray' 2>/dev/null; then
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import parsl, distributed, ray, grpc, msgpack, blake3' 2>/dev/null; then
   echo "bench/peers: installing Parsl, Dask distributed and Ray into $venv" >&2
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt" >&2
