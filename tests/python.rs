@@ -19,7 +19,14 @@ async fn the_python_package_passes_its_tests_against_a_real_fabric() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let _service = serve(&dir.path().join("data"), port);
-    let _endpoint = endpoint(port, "local", &dir.path().join("cache"), 4);
+    // With the GPU it finds (lavapipe in CI), for the Python GPU test.
+    let _endpoint = endpoint_with(
+        port,
+        "local",
+        &dir.path().join("cache"),
+        4,
+        &["--gpu", "auto"],
+    );
     ready(port, "local", 1).await;
     let guests: Vec<String> = ["dataflow-probe", "faults", "kmeans"]
         .iter()

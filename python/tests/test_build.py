@@ -4,6 +4,7 @@ through a real fabric, and unsupported hints refused by name."""
 from __future__ import annotations
 
 import hashlib
+import os
 import textwrap
 from pathlib import Path
 
@@ -113,3 +114,16 @@ def test_the_stubs_are_generated_from_the_proto(tmp_path: Path) -> None:
         fresh = (tmp_path / "ferry" / "v1" / name).read_text()
         ours = (root / "python" / "src" / "ferry" / "v1" / name).read_text()
         assert fresh == ours, f"python/src/ferry/v1/{name} is stale: regenerate it (see python/README.md)"
+
+
+def test_gpu_compute_from_python(client: ferry.Client, app: ferry.Function) -> None:
+    """A WGSL kernel dispatched from a Python function (lavapipe in CI)."""
+    try:
+        f = client.submit("local", app.double_on_gpu, list(range(1000)), options={"requires": ["gpu"]})
+    except ferry.Refused as e:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"endpoint local has no GPU adapter: {e}")
+    doubled, adapter = f.result(120)
+    assert doubled == [2 * i for i in range(1000)]
+    assert adapter

@@ -10,7 +10,7 @@ Outside a component (running the function natively, for comparison), log
 lines go to stderr, and blobs and cameras raise :class:`NotInComponent`.
 """
 
-from . import blobs, camera, log
+from . import blobs, camera, gpu, log
 from .blobs import Blob, NotInComponent
 
-__all__ = ["Blob", "NotInComponent", "blobs", "camera", "log"]
+__all__ = ["Blob", "NotInComponent", "blobs", "camera", "gpu", "log"]

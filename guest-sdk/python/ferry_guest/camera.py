@@ -40,7 +40,7 @@ def devices() -> list[dict[str, Any]]:
             "backend": d.backend,
             "modes": [(m.width, m.height, m.format.name.lower(), m.fps) for m in d.modes],
         }
-        for d in host.list_()
+        for d in host.list()
     ]
 
 

@@ -354,8 +354,9 @@ def _componentize(name: str, source: str, fns: list[Callable[..., Any]], src_dir
     types_ = _Types()
     exports = [_signature(f, types_) for f in fns]
     imports = ["log", "blobs"]
-    if "camera" in source:
-        imports.append("camera")
+    # Only what the module may use: an endpoint built without a GPU or a
+    # camera (the lean one) links neither.
+    imports += [i for i in ("camera", "gpu") if i in source]
     world = world_for(module, exports, types_, imports)
     py_module = module.replace("-", "_")
     entry = _entry(py_module, exports, source)

@@ -97,3 +97,31 @@ def make_blob(size: int) -> Blob:
 
 def nothing() -> None:
     return None
+
+
+DOUBLE = """
+@group(0) @binding(0) var<storage, read_write> xs: array<u32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+    if (id.x < arrayLength(&xs)) {
+        xs[id.x] = xs[id.x] * 2u;
+    }
+}
+"""
+
+
+def double_on_gpu(xs: list[int]) -> tuple[list[int], str]:
+    """Doubles each number in a WGSL kernel on the endpoint's GPU."""
+    import array
+
+    from ferry_guest import gpu
+
+    data = array.array("I", xs).tobytes()
+    buf = gpu.buffer(len(data))
+    buf.write(data)
+    gpu.dispatch(gpu.kernel(DOUBLE), {0: buf}, ((len(xs) + 63) // 64, 1, 1))
+    gpu.wait()
+    out = array.array("I")
+    out.frombytes(buf.read())
+    return list(out), gpu.info()["name"]
