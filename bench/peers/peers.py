@@ -103,8 +103,10 @@ class FerryPython(Peer):
         self.client = ferry.connect(os.environ.get("FERRY_URL"))
         endpoint = os.environ.get("FERRY_ENDPOINT", "local")
         self.apps = {f: ferry.app(endpoint=endpoint)(f) for f in (noop, pi)}
-        for a in self.apps.values():
-            a.build()
+        # Ready as the others' workers are: built, registered, and compiled
+        # on the endpoint by a first call.
+        self.apps[noop]().result()
+        self.apps[pi](1, 0).result()
 
     def submit(self, fn, *args):
         return self.apps[fn](*args)
