@@ -127,3 +127,10 @@ def test_gpu_compute_from_python(client: ferry.Client, app: ferry.Function) -> N
     doubled, adapter = f.result(120)
     assert doubled == [2 * i for i in range(1000)]
     assert adapter
+
+
+def test_a_pure_python_package_from_pypi_is_bundled(client: ferry.Client, app: ferry.Function) -> None:
+    from packaging.version import Version
+
+    versions = ["1.10.0", "1.9.3", "1.10.0rc1", "0.99"]
+    assert client.submit("local", app.newest, versions).result(120) == str(max(versions, key=Version)) == "1.10.0"

@@ -125,3 +125,11 @@ def double_on_gpu(xs: list[int]) -> tuple[list[int], str]:
     out = array.array("I")
     out.frombytes(buf.read())
     return list(out), gpu.info()["name"]
+
+
+def newest(versions: list[str]) -> str:
+    """A pure-Python package from PyPI (packaging, which pytest installs),
+    bundled from where ferry build ran."""
+    from packaging.version import Version
+
+    return str(max(versions, key=Version))
