@@ -95,6 +95,7 @@ def write(tmp_path: Path, source: str) -> Path:
         ("def m(*xs: int) -> int:\n    return 1\n", "function `m`: parameter `xs`: \\*args"),
         ("def n(x: int | str) -> int:\n    return 1\n", "function `n`: parameter `x` has type"),
         ("import numpy as np\ndef p(x: int) -> int:\n    return 1\n", "numpy, a native extension.*no WASI builds"),
+        ("def q(:\n    pass\n", "bad.py, line 1: invalid syntax"),
     ],
 )
 def test_unsupported_hints_are_refused_by_name(tmp_path: Path, source: str, message: str) -> None:

@@ -76,6 +76,8 @@ def test_unknown_exports_and_functions_are_named(client: ferry.Client, probe: fe
         probe["nope"]
     with pytest.raises(ferry.NotFound):
         client.function("0" * 64)
+    with pytest.raises(ferry.NotFound, match="cannot read the component no-such.wasm"):
+        client.register("no-such.wasm")
 
 
 def test_cancel(client: ferry.Client, probe: ferry.Function) -> None:

@@ -333,6 +333,10 @@ def build(
     except OSError as e:
         raise BuildError(f"cannot read {path}: {e.strerror}") from None
     name = path.stem
+    try:
+        ast.parse(source, filename=path.name)
+    except SyntaxError as e:
+        raise BuildError(f"{path.name}, line {e.lineno}: {e.msg}") from None
     _refuse_native(source, path.name)
     module = _import(path, name)
     fns = _public_functions(module)

@@ -332,7 +332,13 @@ class Client:
         sends the bytes only if the service lacks them."""
         import blake3
 
-        data = Path(component).read_bytes() if isinstance(component, (str, os.PathLike)) else bytes(component)
+        if isinstance(component, (str, os.PathLike)):
+            try:
+                data = Path(component).read_bytes()
+            except OSError as e:
+                raise NotFound(f"cannot read the component {component}: {e.strerror}") from None
+        else:
+            data = bytes(component)
         fid = blake3.blake3(data).hexdigest()
         with self._lock:
             if fid in self._registered:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor as _Executor
@@ -99,8 +100,6 @@ class Executor(_Executor):
         self._track(futures)
 
         def results() -> Iterator[Any]:
-            import time
-
             end = None if timeout is None else time.monotonic() + timeout
             try:
                 for f in futures:
