@@ -135,3 +135,8 @@ def test_a_pure_python_package_from_pypi_is_bundled(client: ferry.Client, app: f
 
     versions = ["1.10.0", "1.9.3", "1.10.0rc1", "0.99"]
     assert client.submit("local", app.newest, versions).result(120) == str(max(versions, key=Version)) == "1.10.0"
+
+
+def test_a_record_named_with_a_digit(client: ferry.Client, app: ferry.Function) -> None:
+    got = client.submit("local", app.norm, {"x": 3.0, "y": 0.0, "z": 4.0}).result(120)
+    assert got == {"x": 0.6, "y": 0.0, "z": 0.8}

@@ -24,11 +24,13 @@ def pascal(wit_name: str) -> str:
     return "".join(w.capitalize() for w in wit_name.split("-"))
 
 
-def record_name(cls: type) -> str:
-    """A dataclass's WIT record name: ``PiResult`` is ``pi-result``."""
+def wit_name(name: str) -> str:
+    """A Python name in WIT's kebab case: ``PiResult`` and ``pi_result`` are
+    ``pi-result``. ``ferry build`` names records with it, and this glue finds
+    their generated classes by it, so the two cannot disagree."""
     out = []
-    for i, c in enumerate(cls.__name__):
-        if c.isupper() and i > 0 and not cls.__name__[i - 1].isupper():
+    for i, c in enumerate(name):
+        if c.isupper() and i > 0 and name[i - 1].islower():
             out.append("-")
         out.append(c.lower())
     return "".join(out).replace("_", "-")
@@ -70,7 +72,7 @@ def out(hint: Any, value: Any, world: Any) -> Any:
 
         return blobs.BlobRef(hash=value.hash, size=value.size)
     if dataclasses.is_dataclass(hint):
-        cls = getattr(world, pascal(record_name(hint)))
+        cls = getattr(world, pascal(wit_name(hint.__name__)))
         fields = typing.get_type_hints(hint)
         return cls(**{n: out(t, getattr(value, n), world) for n, t in fields.items()})
     if (inner := _optional(hint)) is not None:

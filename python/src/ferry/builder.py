@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ._errors import BuildError
+from .guest._entry import wit_name
 
 if TYPE_CHECKING:
     from .client import Client, Export
@@ -62,12 +63,7 @@ class Built:
 
 
 def _wit_name(name: str, what: str) -> str:
-    out = []
-    for i, c in enumerate(name):
-        if c.isupper() and i > 0 and name[i - 1].islower():
-            out.append("-")
-        out.append(c.lower())
-    wit = "".join(out).replace("_", "-")
+    wit = wit_name(name)
     if not _WORD.match(wit):
         raise BuildError(
             f"{what} `{name}` has no WIT name: use letters and digits in words joined by single "

@@ -133,3 +133,16 @@ def newest(versions: list[str]) -> str:
     from packaging.version import Version
 
     return str(max(versions, key=Version))
+
+
+@dataclass
+class Point3D:
+    x: float
+    y: float
+    z: float
+
+
+def norm(p: Point3D) -> Point3D:
+    """A record whose name has a digit: named the same by the build and the glue."""
+    n = (p.x * p.x + p.y * p.y + p.z * p.z) ** 0.5
+    return Point3D(p.x / n, p.y / n, p.z / n)
